@@ -1,0 +1,4 @@
+//! Stats.
+use super::KvWorkQueue;
+use crate::{kv::KeyValue, QueueStats, Result};
+pub(crate) fn run<K: KeyValue>(_q: &KvWorkQueue<K>) -> Result<QueueStats> { todo!() }

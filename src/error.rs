@@ -1,0 +1,78 @@
+//! The error type shared by every [`WorkQueuePort`](crate::WorkQueuePort)
+//! implementation.
+
+use crate::kv::KvError;
+
+/// Result alias used throughout the port and its implementations.
+pub type Result<T, E = QueueError> = std::result::Result<T, E>;
+
+/// Why a queue operation did not succeed.
+///
+/// Each variant maps to one HTTP status of the API contract; the mapping
+/// lives in the API layer, not here.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum QueueError {
+    /// No task with this id exists.
+    #[error("task {id} not found")]
+    NotFound {
+        /// The id that was looked up.
+        id: String,
+    },
+    /// The lease presented is no longer the task's current lease: it expired
+    /// and the task was rescued, or the task was finished by someone else.
+    #[error("lease on task {id} was lost")]
+    LeaseLost {
+        /// The task whose lease was lost.
+        id: String,
+    },
+    /// The operation needs the task in another state (for example a redrive
+    /// of a task that is not dead-lettered).
+    #[error("task {id} is {state}: {reason}")]
+    WrongState {
+        /// The task concerned.
+        id: String,
+        /// Its current state, in words.
+        state: String,
+        /// What the operation needed.
+        reason: String,
+    },
+    /// A request broke a rule of the contract (field missing, out of range…).
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    /// The key-value store failed; the operation may be retried.
+    #[error(transparent)]
+    Store(#[from] KvError),
+    /// Stored data could not be decoded.
+    #[error("corrupt data at {key}: {reason}")]
+    Corrupt {
+        /// The key that held undecodable data.
+        key: String,
+        /// What was wrong with it.
+        reason: String,
+    },
+    /// The store answered too slowly for the operation to be safe (its
+    /// writes may race the rescue of in-flight work); retry the request.
+    #[error("store too slow: {0}")]
+    TooSlow(String),
+    /// A remote queue could not be reached or answered unexpectedly (HTTP
+    /// client only).
+    #[error("transport error: {0}")]
+    Transport(String),
+}
+
+impl QueueError {
+    /// A short snake_case code for the error, as used in HTTP error bodies.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NotFound { .. } => "not_found",
+            Self::LeaseLost { .. } => "lease_lost",
+            Self::WrongState { .. } => "wrong_state",
+            Self::Invalid(_) => "invalid_task",
+            Self::Store(_) => "store_unavailable",
+            Self::Corrupt { .. } => "store_corrupt",
+            Self::TooSlow(_) => "store_too_slow",
+            Self::Transport(_) => "transport",
+        }
+    }
+}

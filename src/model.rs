@@ -1,0 +1,269 @@
+//! Request and response types of the extended queue operations
+//! ([`LeasedQueue`](crate::LeasedQueue)). Their serde forms are the JSON
+//! bodies of the HTTP API (`openapi.yaml`).
+
+use crate::config::{MAX_ATTEMPTS_LIMIT, MAX_DELAY_MS};
+use crate::error::{QueueError, Result};
+use crate::port::{TaskStatus, WorkTask};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Longest accepted task id.
+pub const MAX_ID_LEN: usize = 128;
+/// Longest accepted pipeline id, node name, worker id or idempotency key.
+pub const MAX_NAME_LEN: usize = 256;
+
+/// A task to enqueue, with its options.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewTask {
+    /// Task id (`[0-9A-Za-z_-]{1,128}`); generated (a ULID) when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Pipeline the task belongs to.
+    pub pipeline_id: String,
+    /// DAG node to execute.
+    pub node_name: String,
+    /// Input handed to the node.
+    #[serde(default)]
+    pub input: Value,
+    /// Execution wave.
+    #[serde(default)]
+    pub wave: u32,
+    /// Deduplication key; defaults to the id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    /// Delivery attempts before dead-lettering; defaults to the queue's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
+    /// Do not deliver before this many milliseconds have passed.
+    #[serde(default)]
+    pub delay_ms: u64,
+}
+
+impl NewTask {
+    /// A task with default options.
+    pub fn new(pipeline_id: impl Into<String>, node_name: impl Into<String>, input: Value) -> Self {
+        Self {
+            id: None,
+            pipeline_id: pipeline_id.into(),
+            node_name: node_name.into(),
+            input,
+            wave: 0,
+            idempotency_key: None,
+            max_attempts: None,
+            delay_ms: 0,
+        }
+    }
+
+    /// The enqueue request for a port-level [`WorkTask`]: an empty id or
+    /// idempotency key means "not given"; `attempt` is ignored.
+    pub fn from_work_task(task: WorkTask) -> Self {
+        Self {
+            id: Some(task.id).filter(|s| !s.is_empty()),
+            pipeline_id: task.pipeline_id,
+            node_name: task.node_name,
+            input: task.input,
+            wave: task.wave,
+            idempotency_key: Some(task.idempotency_key).filter(|s| !s.is_empty()),
+            max_attempts: None,
+            delay_ms: 0,
+        }
+    }
+
+    /// Check the task against the contract's rules.
+    pub fn validate(&self) -> Result<()> {
+        if let Some(id) = &self.id {
+            validate_task_id(id)?;
+        }
+        validate_name("pipeline_id", &self.pipeline_id)?;
+        validate_name("node_name", &self.node_name)?;
+        if let Some(key) = &self.idempotency_key {
+            validate_name("idempotency_key", key)?;
+        }
+        if let Some(n) = self.max_attempts {
+            if !(1..=MAX_ATTEMPTS_LIMIT).contains(&n) {
+                return Err(QueueError::Invalid(format!(
+                    "max_attempts must be 1..={MAX_ATTEMPTS_LIMIT}, got {n}"
+                )));
+            }
+        }
+        if self.delay_ms > MAX_DELAY_MS {
+            return Err(QueueError::Invalid(format!(
+                "delay_ms must be at most {MAX_DELAY_MS}, got {}",
+                self.delay_ms
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Check a task id: `[0-9A-Za-z_-]{1,128}`.
+pub fn validate_task_id(id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id.len() <= MAX_ID_LEN
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(QueueError::Invalid(format!(
+            "id must match [0-9A-Za-z_-]{{1,{MAX_ID_LEN}}}, got {id:?}"
+        )))
+    }
+}
+
+/// Check a free-form name: 1 to [`MAX_NAME_LEN`] bytes, no control characters.
+pub fn validate_name(field: &str, value: &str) -> Result<()> {
+    if value.is_empty() || value.len() > MAX_NAME_LEN || value.chars().any(char::is_control) {
+        return Err(QueueError::Invalid(format!(
+            "{field} must be 1..={MAX_NAME_LEN} bytes without control characters"
+        )));
+    }
+    Ok(())
+}
+
+/// The outcome of enqueueing one task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Enqueued {
+    /// The task's id (the existing task's id for a duplicate).
+    pub id: String,
+    /// True when the idempotency key was already known: nothing was added.
+    pub duplicate: bool,
+}
+
+/// A request for a batch of due tasks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DequeueRequest {
+    /// Who takes the tasks; recorded in `InProgress { worker_id }`.
+    pub worker_id: String,
+    /// Most tasks to take (1..=100).
+    #[serde(default = "one")]
+    pub max: u32,
+    /// Lease length; defaults to the queue's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_ms: Option<u64>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl DequeueRequest {
+    /// Up to `max` tasks for `worker_id` with the default lease.
+    pub fn new(worker_id: impl Into<String>, max: u32) -> Self {
+        Self {
+            worker_id: worker_id.into(),
+            max,
+            lease_ms: None,
+        }
+    }
+
+    /// Check the request against the contract's rules.
+    pub fn validate(&self) -> Result<()> {
+        validate_name("worker_id", &self.worker_id)?;
+        if !(1..=crate::config::MAX_DEQUEUE_BATCH).contains(&self.max) {
+            return Err(QueueError::Invalid(format!(
+                "max must be 1..={}, got {}",
+                crate::config::MAX_DEQUEUE_BATCH,
+                self.max
+            )));
+        }
+        if let Some(ms) = self.lease_ms {
+            validate_lease_ms(ms)?;
+        }
+        Ok(())
+    }
+}
+
+/// Check a lease length.
+pub fn validate_lease_ms(ms: u64) -> Result<()> {
+    use crate::config::{MAX_LEASE_MS, MIN_LEASE_MS};
+    if (MIN_LEASE_MS..=MAX_LEASE_MS).contains(&ms) {
+        Ok(())
+    } else {
+        Err(QueueError::Invalid(format!(
+            "lease_ms must be {MIN_LEASE_MS}..={MAX_LEASE_MS}, got {ms}"
+        )))
+    }
+}
+
+/// A lease: the right to finish one delivery of a task until `expires_at`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// Opaque lease id; ack, fail and heartbeat must present it.
+    pub id: String,
+    /// Unix milliseconds after which the task may be rescued.
+    pub expires_at: u64,
+}
+
+/// A delivered task and its lease.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LeasedTask {
+    /// The task; `attempt` is the attempt being delivered (0 first).
+    pub task: WorkTask,
+    /// The lease to finish it with.
+    pub lease: Lease,
+}
+
+/// One acknowledgement of a batch ack.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ack {
+    /// Task id.
+    pub id: String,
+    /// Lease it was delivered with.
+    pub lease_id: String,
+    /// The node's output.
+    #[serde(default)]
+    pub output: Value,
+}
+
+/// Everything known about one task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskInfo {
+    /// The task (with its current attempt).
+    pub task: WorkTask,
+    /// Its status.
+    pub status: TaskStatus,
+    /// Attempts allowed before dead-lettering.
+    pub max_attempts: u32,
+    /// When it was enqueued (Unix ms).
+    pub created_at: u64,
+    /// When its state last changed (Unix ms).
+    pub updated_at: u64,
+}
+
+/// Task counts by state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueStats {
+    /// Waiting to be delivered (the port's `pending_count`).
+    pub pending: u64,
+    /// Delivered and not finished.
+    pub in_progress: u64,
+    /// Completed.
+    pub completed: u64,
+    /// Failed and waiting for a retry.
+    pub failed: u64,
+    /// Dead-lettered.
+    pub dead_letter: u64,
+}
+
+/// One entry of the dead-letter list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetterEntry {
+    /// The task.
+    pub task: WorkTask,
+    /// Its final error.
+    pub error: String,
+    /// When it was dead-lettered (Unix ms).
+    pub failed_at: u64,
+}
+
+/// What one maintenance step did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RescueReport {
+    /// Expired leases re-queued as their next attempt.
+    pub rescued: u64,
+    /// Expired leases on their last attempt, dead-lettered.
+    pub dead_lettered: u64,
+    /// Delayed tasks and retries made due.
+    pub promoted: u64,
+}
