@@ -267,3 +267,8 @@ pub struct RescueReport {
     /// Delayed tasks and retries made due.
     pub promoted: u64,
 }
+
+/// A new unique id: a ULID (time-ordered, 26 characters).
+pub fn generate_id() -> String {
+    ulid::Ulid::generate().to_string()
+}

@@ -43,6 +43,7 @@ pub struct KvWorkQueue<K> {
     kv: K,
     config: QueueConfig,
     clock: Arc<dyn Clock>,
+    keys: keys::Keys,
     /// Leases taken through [`WorkQueuePort::try_dequeue`], by task id, so
     /// that `acknowledge` / `fail` (which carry no lease) stay fenced.
     port_leases: Mutex<HashMap<String, String>>,
@@ -51,9 +52,11 @@ pub struct KvWorkQueue<K> {
 impl<K: KeyValue> KvWorkQueue<K> {
     /// A queue on `kv` with the default configuration and the system clock.
     pub fn new(kv: K) -> Self {
+        let config = QueueConfig::default();
         Self {
             kv,
-            config: QueueConfig::default(),
+            keys: keys::Keys::new(&config.key_prefix),
+            config,
             clock: Arc::new(SystemClock),
             port_leases: Mutex::default(),
         }
@@ -61,9 +64,11 @@ impl<K: KeyValue> KvWorkQueue<K> {
 
     /// A queue on `kv` with `config` (validated) and `clock`.
     pub fn with_config(kv: K, config: QueueConfig, clock: Arc<dyn Clock>) -> Result<Self> {
+        let config = config.validated()?;
         Ok(Self {
             kv,
-            config: config.validated()?,
+            keys: keys::Keys::new(&config.key_prefix),
+            config,
             clock,
             port_leases: Mutex::default(),
         })

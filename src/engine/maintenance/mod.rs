@@ -1,0 +1,306 @@
+//! Maintenance: everything that needs time to pass or a crashed request to
+//! be noticed — promotion of delayed tasks and retries, rescue of expired
+//! leases, recovery of work taken or reserved by requests that died, and
+//! the per-pipeline completion index.
+//!
+//! A run is exclusive within its period: it takes the period's lock with one
+//! `increment` (the first caller wins; a crashed holder simply loses its
+//! period). It reads what changed since its cursors, decides, and writes
+//! every decision, its cursors and its timers with one `set_many` — so a run
+//! that dies changes nothing but the reservations it made, and the next run
+//! decides again from the records. Each phase handles at most [`BUDGET`]
+//! entries, keeping a run O(batch) whatever the depth of the queue.
+//!
+//! | phase | module |
+//! | --- | --- |
+//! | delayed and retry inboxes → ring or timers | [`inbox`] |
+//! | due timers: promotions, lease expiry | [`timers`] |
+//! | ring walk: leases to watch, slots whose taker died | [`walk`] |
+//! | completion log → pipeline index | [`index`] |
+
+mod index;
+mod inbox;
+mod state;
+mod timers;
+mod walk;
+
+pub(crate) use index::pipeline_completions;
+pub(crate) use state::MaintenanceState;
+
+use super::keys::Log;
+use super::record::{DeadLetterRef, Place, State, TaskRecord};
+use super::store::Writes;
+use super::KvWorkQueue;
+use crate::error::{QueueError, Result};
+use crate::kv::KeyValue;
+use crate::model::RescueReport;
+use state::Mark;
+use std::collections::{BTreeSet, HashMap};
+use timers::TimerEntry;
+
+/// Most entries one phase handles per run.
+pub(crate) const BUDGET: u64 = 1024;
+
+/// Run maintenance if this period has not had its run yet; failures are
+/// left for the next caller (the request that triggered it goes on).
+pub(crate) fn run_if_due<K: KeyValue>(q: &KvWorkQueue<K>) {
+    let _ = run(q, false);
+}
+
+/// One maintenance run. `forced` skips the cheap "already ran this period"
+/// read; the lock still makes it at most one run per period.
+pub(crate) fn run<K: KeyValue>(q: &KvWorkQueue<K>, forced: bool) -> Result<RescueReport> {
+    let now = q.now();
+    let period = now / q.config.maintenance_period_ms;
+    let state_key = q.keys.maintenance_state();
+    if !forced {
+        let state: Option<MaintenanceState> = q.get_json(&state_key)?;
+        if state.is_some_and(|s| s.last_period >= period) {
+            return Ok(RescueReport::default());
+        }
+    }
+    if q.increment(&q.keys.maintenance_lock(period), 1)? != 1 {
+        return Ok(RescueReport::default());
+    }
+    let state: MaintenanceState = q.get_json(&state_key)?.unwrap_or_default();
+    if state.last_period >= period {
+        return Ok(RescueReport::default());
+    }
+    let mut run = Run::start(q, state, now, period)?;
+    run.inbox(inbox::Inbox::Delayed)?;
+    run.inbox(inbox::Inbox::Retries)?;
+    run.timers()?;
+    run.unblock_ring()?;
+    run.walk()?;
+    run.completions()?;
+    run.finish()
+}
+
+/// How a task goes back to the ring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Requeue {
+    /// A delayed task became due.
+    Promote,
+    /// A failed task's retry became due.
+    Retry,
+    /// Its lease expired.
+    Rescue,
+    /// Its ring slot was taken by a request that died before leasing it.
+    Retake,
+}
+
+/// Where a task is parked until `finish` gives it its real place.
+const UNPLACED: u64 = u64::MAX;
+
+/// One run in progress: what was read and what was decided.
+pub(super) struct Run<'a, K> {
+    pub q: &'a KvWorkQueue<K>,
+    pub now: u64,
+    period: u64,
+    pub state: MaintenanceState,
+    pub ring_head: u64,
+    pub ring_tail: u64,
+    pub delayed_tail: u64,
+    pub retries_tail: u64,
+    pub completions_tail: u64,
+    /// Records read (and possibly changed) by this run.
+    pub records: HashMap<String, TaskRecord>,
+    dirty: BTreeSet<String>,
+    requeued: Vec<String>,
+    dead: Vec<String>,
+    pub filed: Vec<(u64, TimerEntry)>,
+    pub indexed: Vec<super::record::CompletionEntry>,
+    pub stale_chunks: Vec<String>,
+    pub report: RescueReport,
+}
+
+impl<'a, K: KeyValue> Run<'a, K> {
+    fn start(q: &'a KvWorkQueue<K>, mut state: MaintenanceState, now: u64, period: u64) -> Result<Self> {
+        let c = q.read_counters(&[
+            &q.keys.head(Log::Ring),
+            &q.keys.tail(Log::Ring),
+            &q.keys.tail(Log::Delayed),
+            &q.keys.tail(Log::Retries),
+            &q.keys.tail(Log::Completions),
+        ])?;
+        if now >= state.mark.at + q.config.grace_ms {
+            state.graced = state.mark;
+            state.mark = Mark {
+                at: now,
+                ring_head: c[0],
+                ring_tail: c[1],
+                delayed_tail: c[2],
+                retries_tail: c[3],
+                completions_tail: c[4],
+            };
+        }
+        Ok(Self {
+            q,
+            now,
+            period,
+            state,
+            ring_head: c[0],
+            ring_tail: c[1],
+            delayed_tail: c[2],
+            retries_tail: c[3],
+            completions_tail: c[4],
+            records: HashMap::new(),
+            dirty: BTreeSet::new(),
+            requeued: Vec::new(),
+            dead: Vec::new(),
+            filed: Vec::new(),
+            indexed: Vec::new(),
+            stale_chunks: Vec::new(),
+            report: RescueReport::default(),
+        })
+    }
+
+    /// Read the records of `ids` not read yet.
+    pub fn load<'i>(&mut self, ids: impl IntoIterator<Item = &'i String>) -> Result<()> {
+        let missing: Vec<&str> = ids
+            .into_iter()
+            .filter(|id| !self.records.contains_key(*id))
+            .map(String::as_str)
+            .collect();
+        let loaded = self.q.load_tasks(missing)?;
+        self.records.extend(loaded);
+        Ok(())
+    }
+
+    /// Ids among `ids` whose task has a stored result.
+    pub fn completed(&self, ids: &[String]) -> Result<HashMap<String, super::record::ResultRecord>> {
+        self.q
+            .load_results(ids.iter().filter_map(|id| self.records.get(id)))
+    }
+
+    /// A stored result overrides the record: mark it completed.
+    pub fn repair(&mut self, id: &str, result: &super::record::ResultRecord) {
+        if let Some(r) = self.records.get_mut(id) {
+            r.state = State::Completed {
+                lease_id: result.lease_id.clone(),
+                seq: result.seq,
+            };
+            r.updated_at = self.now;
+            self.dirty.insert(id.to_string());
+        }
+    }
+
+    /// Send a task back to the ring.
+    pub fn requeue(&mut self, id: &str, how: Requeue) {
+        let Some(r) = self.records.get_mut(id) else {
+            return;
+        };
+        match how {
+            Requeue::Promote => {
+                r.requeue(Place::ring(UNPLACED), self.now, false);
+                self.report.promoted += 1;
+            }
+            Requeue::Retry => {
+                r.task.attempt += 1;
+                r.requeue(Place::ring(UNPLACED), self.now, true);
+                self.report.promoted += 1;
+            }
+            Requeue::Rescue => {
+                r.task.attempt += 1;
+                r.requeue(Place::ring(UNPLACED), self.now, true);
+                self.report.rescued += 1;
+                self.state.totals.rescued += 1;
+            }
+            Requeue::Retake => r.requeue(Place::ring(UNPLACED), self.now, true),
+        }
+        self.requeued.push(id.to_string());
+        self.dirty.insert(id.to_string());
+    }
+
+    /// Rescue an expired lease: next attempt, or the dead-letter list when
+    /// none is left.
+    pub fn rescue(&mut self, id: &str) {
+        let Some(r) = self.records.get_mut(id) else {
+            return;
+        };
+        if r.task.attempt + 1 < r.max_attempts {
+            self.requeue(id, Requeue::Rescue);
+            return;
+        }
+        r.state = State::DeadLetter {
+            error: format!("lease expired on attempt {} of {}", r.task.attempt + 1, r.max_attempts),
+            failed_at: self.now,
+        };
+        r.at = Place::dead_letters(UNPLACED);
+        r.updated_at = self.now;
+        self.report.dead_lettered += 1;
+        self.state.totals.rescued_dead += 1;
+        self.dead.push(id.to_string());
+        self.dirty.insert(id.to_string());
+    }
+
+    /// The ring head is reserved but unwritten since before the graced
+    /// mark: its enqueue died. Take the slot so dequeuers move on (the walk
+    /// counts it as a hole later).
+    fn unblock_ring(&mut self) -> Result<()> {
+        let head = self.ring_head;
+        if head >= self.ring_tail || head >= self.state.graced.ring_tail {
+            return Ok(());
+        }
+        if self.q.kv.get(&self.q.keys.entry(Log::Ring, head))?.is_none() {
+            self.ring_head = self.q.increment(&self.q.keys.head(Log::Ring), 1)?;
+        }
+        Ok(())
+    }
+
+    /// Place re-queued and dead-lettered tasks, then write every decision
+    /// and the new state in one `set_many`.
+    fn finish(mut self) -> Result<RescueReport> {
+        let q = self.q;
+        let mut writes = Writes::default();
+        if !self.requeued.is_empty() {
+            let first = q.reserve(&q.keys.tail(Log::Ring), self.requeued.len() as u64)?;
+            for (i, id) in self.requeued.iter().enumerate() {
+                let slot = first + i as u64;
+                if let Some(r) = self.records.get_mut(id) {
+                    r.at = Place::ring(slot);
+                }
+                writes.put(q.keys.entry(Log::Ring, slot), id);
+            }
+        }
+        if !self.dead.is_empty() {
+            let first = q.reserve(&q.keys.tail(Log::DeadLetters), self.dead.len() as u64)?;
+            for (i, id) in self.dead.iter().enumerate() {
+                let n = first + i as u64;
+                if let Some(r) = self.records.get_mut(id) {
+                    r.at = Place::dead_letters(n);
+                }
+                writes.put(
+                    q.keys.entry(Log::DeadLetters, n),
+                    &DeadLetterRef {
+                        id: id.clone(),
+                        failed_at: self.now,
+                    },
+                );
+            }
+        }
+        for id in &self.dirty {
+            if let Some(r) = self.records.get(id) {
+                writes.put(q.keys.task(id), r);
+            }
+        }
+        self.write_timers(&mut writes)?;
+        self.write_index(&mut writes)?;
+        let previous_lock = self.state.last_lock.replace(self.period);
+        self.state.last_period = self.period;
+        writes.put(q.keys.maintenance_state(), &self.state);
+        if q.now().saturating_sub(self.now) >= q.config.grace_ms / 2 {
+            // Too slow to be sure no later run overlapped: decide again later.
+            return Err(QueueError::TooSlow("maintenance run took too long".into()));
+        }
+        writes.commit(&q.kv)?;
+        // Garbage only from here: failures leave a key behind, nothing more.
+        if let Some(p) = previous_lock.filter(|p| *p != self.period) {
+            let _ = q.kv.delete(&q.keys.maintenance_lock(p).0);
+        }
+        for key in &self.stale_chunks {
+            let _ = q.kv.delete(key);
+        }
+        Ok(self.report)
+    }
+}
