@@ -93,9 +93,10 @@ impl Keys {
         format!("{}/m/state", self.prefix)
     }
 
-    /// `{p}/m/lock/{period}`: who runs maintenance in this period.
-    pub(crate) fn maintenance_lock(&self, period: u64) -> CounterKey {
-        CounterKey(format!("{}/m/lock/{period}", self.prefix))
+    /// `{p}/m/lock/{generation}/{slot}`: who runs maintenance after run
+    /// `generation`, during time slot `slot`.
+    pub(crate) fn maintenance_lock(&self, generation: u64, slot: u64) -> CounterKey {
+        CounterKey(format!("{}/m/lock/{generation}/{slot}", self.prefix))
     }
 
     /// `{p}/m/t/{second}/{chunk}`: timers due in that second.

@@ -3,9 +3,8 @@
 //! leases, recovery of work taken or reserved by requests that died, and
 //! the per-pipeline completion index.
 //!
-//! A run is exclusive within its period: it takes the period's lock with one
-//! `increment` (the first caller wins; a crashed holder simply loses its
-//! period). It reads what changed since its cursors, decides, and writes
+//! A run is exclusive: it takes a lock with one `increment` (see [`run`]).
+//! It reads what changed since its cursors, decides, and writes
 //! every decision, its cursors and its timers with one `set_many` — so a run
 //! that dies changes nothing but the reservations it made, and the next run
 //! decides again from the records. Each phase handles at most [`BUDGET`]
@@ -41,32 +40,43 @@ use timers::TimerEntry;
 /// Most entries one phase handles per run.
 pub(crate) const BUDGET: u64 = 1024;
 
-/// Run maintenance if this period has not had its run yet; failures are
-/// left for the next caller (the request that triggered it goes on).
+/// Run maintenance if [`QueueConfig::maintenance_period_ms`] has passed
+/// since the last run; failures are left for the next caller (the request
+/// that triggered it goes on).
+///
+/// [`QueueConfig::maintenance_period_ms`]: crate::QueueConfig::maintenance_period_ms
 pub(crate) fn run_if_due<K: KeyValue>(q: &KvWorkQueue<K>) {
     let _ = run(q, false);
 }
 
-/// One maintenance run. `forced` skips the cheap "already ran this period"
-/// read; the lock still makes it at most one run per period.
+/// One maintenance run. Unless `forced`, nothing happens before the
+/// maintenance period has passed since the last run.
+///
+/// Exclusivity: the lock is keyed by the generation of the state the run
+/// starts from and by the current time slot (one grace period long). Every
+/// contender that read the same state contends for the same key, so one
+/// wins; a winner that dies only blocks maintenance until the slot ends. A
+/// run commits only within the slot (and half a grace period) it started
+/// in, so a later slot's winner never overlaps it.
 pub(crate) fn run<K: KeyValue>(q: &KvWorkQueue<K>, forced: bool) -> Result<RescueReport> {
     let now = q.now();
-    let period = now / q.config.maintenance_period_ms;
     let state_key = q.keys.maintenance_state();
-    if !forced {
-        let state: Option<MaintenanceState> = q.get_json(&state_key)?;
-        if state.is_some_and(|s| s.last_period >= period) {
-            return Ok(RescueReport::default());
-        }
-    }
-    if q.increment(&q.keys.maintenance_lock(period), 1)? != 1 {
-        return Ok(RescueReport::default());
-    }
     let state: MaintenanceState = q.get_json(&state_key)?.unwrap_or_default();
-    if state.last_period >= period {
+    if !forced && now < state.last_run_at + q.config.maintenance_period_ms {
         return Ok(RescueReport::default());
     }
-    let mut run = Run::start(q, state, now, period)?;
+    let slot = now / q.config.grace_ms;
+    let generation = state.generation;
+    if q.increment(&q.keys.maintenance_lock(generation, slot), 1)? != 1 {
+        return Ok(RescueReport::default());
+    }
+    // Re-read: the state may have moved on between the first read and the
+    // lock (then this lock is for a generation that is already done).
+    let state: MaintenanceState = q.get_json(&state_key)?.unwrap_or_default();
+    if state.generation != generation {
+        return Ok(RescueReport::default());
+    }
+    let mut run = Run::start(q, state, now, (generation, slot))?;
     run.inbox(inbox::Inbox::Delayed)?;
     run.inbox(inbox::Inbox::Retries)?;
     run.timers()?;
@@ -96,7 +106,7 @@ const UNPLACED: u64 = u64::MAX;
 pub(super) struct Run<'a, K> {
     pub q: &'a KvWorkQueue<K>,
     pub now: u64,
-    period: u64,
+    lock: (u64, u64),
     pub state: MaintenanceState,
     pub ring_head: u64,
     pub ring_tail: u64,
@@ -115,7 +125,7 @@ pub(super) struct Run<'a, K> {
 }
 
 impl<'a, K: KeyValue> Run<'a, K> {
-    fn start(q: &'a KvWorkQueue<K>, mut state: MaintenanceState, now: u64, period: u64) -> Result<Self> {
+    fn start(q: &'a KvWorkQueue<K>, mut state: MaintenanceState, now: u64, lock: (u64, u64)) -> Result<Self> {
         let c = q.read_counters(&[
             &q.keys.head(Log::Ring),
             &q.keys.tail(Log::Ring),
@@ -137,7 +147,7 @@ impl<'a, K: KeyValue> Run<'a, K> {
         Ok(Self {
             q,
             now,
-            period,
+            lock,
             state,
             ring_head: c[0],
             ring_tail: c[1],
@@ -286,17 +296,19 @@ impl<'a, K: KeyValue> Run<'a, K> {
         }
         self.write_timers(&mut writes)?;
         self.write_index(&mut writes)?;
-        let previous_lock = self.state.last_lock.replace(self.period);
-        self.state.last_period = self.period;
+        let previous_lock = self.state.last_lock.replace(self.lock);
+        self.state.generation += 1;
+        self.state.last_run_at = self.now;
         writes.put(q.keys.maintenance_state(), &self.state);
-        if q.now().saturating_sub(self.now) >= q.config.grace_ms / 2 {
-            // Too slow to be sure no later run overlapped: decide again later.
-            return Err(QueueError::TooSlow("maintenance run took too long".into()));
+        let now = q.now();
+        if now / q.config.grace_ms != self.lock.1 || now - self.now >= q.config.grace_ms / 2 {
+            // Another slot's winner may be running: decide again later.
+            return Err(QueueError::TooSlow("maintenance run outlived its lock".into()));
         }
         writes.commit(&q.kv)?;
         // Garbage only from here: failures leave a key behind, nothing more.
-        if let Some(p) = previous_lock.filter(|p| *p != self.period) {
-            let _ = q.kv.delete(&q.keys.maintenance_lock(p).0);
+        if let Some((generation, slot)) = previous_lock {
+            let _ = q.kv.delete(&q.keys.maintenance_lock(generation, slot).0);
         }
         for key in &self.stale_chunks {
             let _ = q.kv.delete(key);

@@ -46,10 +46,13 @@ pub(crate) struct Totals {
 /// The whole state, one JSON value.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct MaintenanceState {
-    /// Period of the last completed run.
-    pub last_period: u64,
-    /// Lock key of the last completed run, deleted by the next one.
-    pub last_lock: Option<u64>,
+    /// Completed runs so far; the next run's lock is keyed by it.
+    pub generation: u64,
+    /// When the last run completed.
+    pub last_run_at: u64,
+    /// Lock of the last completed run (generation, slot), deleted by the
+    /// next one.
+    pub last_lock: Option<(u64, u64)>,
     /// Ring slots below this are settled.
     pub walk: u64,
     /// Inbox and log cursors: entries below are processed.
