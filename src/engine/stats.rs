@@ -27,7 +27,7 @@ pub(crate) fn run<K: KeyValue>(q: &KvWorkQueue<K>) -> Result<QueueStats> {
         (c[0], c[1], c[2], c[3], c[4], c[5], c[6]);
     let s: MaintenanceState = q.get_json(&k.maintenance_state())?.unwrap_or_default();
     let t = s.totals;
-    let completed = completions_tail.saturating_sub(t.completion_holes);
+    let completed = completions_tail.saturating_sub(t.completion_holes + t.completion_superseded);
     let retried = retries_tail.saturating_sub(t.retry_holes);
     let finished = completed + retried + dead_tail + t.rescued + t.ring_undelivered;
     Ok(QueueStats {

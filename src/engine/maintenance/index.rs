@@ -4,7 +4,7 @@
 
 use super::{MaintenanceState, Run, BUDGET};
 use crate::engine::keys::Log;
-use crate::engine::record::CompletionEntry;
+use crate::engine::record::{CompletionEntry, ResultRecord};
 use crate::engine::store::Writes;
 use crate::engine::KvWorkQueue;
 use crate::error::Result;
@@ -27,10 +27,23 @@ impl<K: KeyValue> Run<'_, K> {
             .map(|n| self.q.keys.entry(Log::Completions, n))
             .collect();
         let entries: HashMap<String, CompletionEntry> = self.q.get_many_json(&keys)?;
+        // The result names the completion entry that counts; an ack redone
+        // after slow writes leaves an earlier one behind.
+        let result_keys: Vec<String> = entries.values().map(|e| self.q.keys.result(&e.id, e.gen)).collect();
+        let results: HashMap<String, ResultRecord> = self.q.get_many_json(&result_keys)?;
         let mut n = start;
         while n < end {
             match entries.get(&keys[(n - start) as usize]) {
-                Some(e) => self.indexed.push(e.clone()),
+                Some(e) => {
+                    let current = results
+                        .get(&self.q.keys.result(&e.id, e.gen))
+                        .is_some_and(|r| r.seq == e.seq);
+                    if current {
+                        self.indexed.push(e.clone());
+                    } else {
+                        self.state.totals.completion_superseded += 1;
+                    }
+                }
                 None if n < self.state.graced.completions_tail => {
                     self.state.totals.completion_holes += 1;
                 }

@@ -165,14 +165,15 @@ impl<'a, K: KeyValue> Run<'a, K> {
         })
     }
 
-    /// Read the records of `ids` not read yet.
+    /// Read the records of `ids` afresh — except those this run already
+    /// changed, whose changed copy is what the run will write.
     pub fn load<'i>(&mut self, ids: impl IntoIterator<Item = &'i String>) -> Result<()> {
-        let missing: Vec<&str> = ids
+        let fresh: Vec<&str> = ids
             .into_iter()
-            .filter(|id| !self.records.contains_key(*id))
+            .filter(|id| !self.dirty.contains(*id))
             .map(String::as_str)
             .collect();
-        let loaded = self.q.load_tasks(missing)?;
+        let loaded = self.q.load_tasks(fresh)?;
         self.records.extend(loaded);
         Ok(())
     }

@@ -41,6 +41,9 @@ pub(crate) struct Totals {
     pub delayed_holes: u64,
     pub retry_holes: u64,
     pub completion_holes: u64,
+    /// Completion entries superseded by a redone ack (see
+    /// `KvWorkQueue::guarded`): the task's result names a later entry.
+    pub completion_superseded: u64,
 }
 
 /// The whole state, one JSON value.
