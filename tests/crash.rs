@@ -105,8 +105,12 @@ impl World {
             }
             Step::Ack => {
                 if let Some(l) = self.leases.pop() {
-                    q.ack(&l.task.id, &l.lease.id, json!({ "by": "worker", "task": l.task.id }))
-                        .await?;
+                    q.ack(
+                        &l.task.id,
+                        &l.lease.id,
+                        json!({ "by": "worker", "task": l.task.id }),
+                    )
+                    .await?;
                 }
             }
             Step::AckBatch => {
@@ -125,7 +129,8 @@ impl World {
             }
             Step::Fail { retryable } => {
                 if let Some(l) = self.leases.pop() {
-                    q.fail_leased(&l.task.id, &l.lease.id, "failed", *retryable).await?;
+                    q.fail_leased(&l.task.id, &l.lease.id, "failed", *retryable)
+                        .await?;
                 }
             }
             Step::Heartbeat => {
@@ -157,7 +162,11 @@ impl World {
 /// rescue, a task never written…).
 fn tolerate(r: Result<()>) -> Result<()> {
     match r {
-        Err(QueueError::LeaseLost { .. } | QueueError::NotFound { .. } | QueueError::WrongState { .. }) => Ok(()),
+        Err(
+            QueueError::LeaseLost { .. }
+            | QueueError::NotFound { .. }
+            | QueueError::WrongState { .. },
+        ) => Ok(()),
         other => other,
     }
 }
@@ -198,7 +207,10 @@ async fn run(k: Option<u64>, mode: FaultMode) -> bool {
         }
     }
     for id in &w.accepted {
-        assert!(w.q.status(id).await.unwrap().is_some(), "accepted task {id} lost (k={k:?} {mode:?})");
+        assert!(
+            w.q.status(id).await.unwrap().is_some(),
+            "accepted task {id} lost (k={k:?} {mode:?})"
+        );
     }
     settle(&w.q, &w.clock, &ids, 20).await;
     let first = check_invariants(&w.q, &mem, PIPELINE, &ids).await;
@@ -211,12 +223,20 @@ async fn run(k: Option<u64>, mode: FaultMode) -> bool {
     let stats = w.q.stats().await.unwrap();
     if std::env::var_os("CRASH_DEBUG").is_some() && stats.in_progress != 0 {
         for (key, v) in mem.snapshot() {
-            if key.contains("/m/state") || key.ends_with("tail") || key.ends_with("head") || key.contains("redriven") {
+            if key.contains("/m/state")
+                || key.ends_with("tail")
+                || key.ends_with("head")
+                || key.contains("redriven")
+            {
                 eprintln!("{key} = {}", String::from_utf8_lossy(&v));
             }
         }
     }
-    assert_eq!((stats.pending, stats.in_progress, stats.failed), (0, 0, 0), "k={k:?} {mode:?}: {stats:?}");
+    assert_eq!(
+        (stats.pending, stats.in_progress, stats.failed),
+        (0, 0, 0),
+        "k={k:?} {mode:?}: {stats:?}"
+    );
     fired
 }
 
@@ -226,7 +246,10 @@ async fn every_k(mode: FaultMode) {
     while run(Some(k), mode).await {
         k += 1;
     }
-    assert!(k > 100, "the script should take well over 100 store operations, took {k}");
+    assert!(
+        k > 100,
+        "the script should take well over 100 store operations, took {k}"
+    );
 }
 
 #[tokio::test]

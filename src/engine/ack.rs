@@ -29,7 +29,11 @@ pub(crate) fn run_one<K: KeyValue>(
     run(q, vec![ack])?.remove(0)
 }
 
-pub(crate) fn run<K: KeyValue>(q: &KvWorkQueue<K>, acks: Vec<Ack>) -> Result<Vec<Result<TaskStatus>>> {
+pub(crate) fn run<K: KeyValue>(
+    q: &KvWorkQueue<K>,
+    acks: Vec<Ack>,
+) -> Result<Vec<Result<TaskStatus>>> {
+    let read_at = q.now();
     let records = q.load_tasks(acks.iter().map(|a| a.id.as_str()))?;
     let results = q.load_results(records.values())?;
     let mut outcomes: Vec<Option<Result<TaskStatus>>> = Vec::with_capacity(acks.len());
@@ -73,14 +77,20 @@ pub(crate) fn run<K: KeyValue>(q: &KvWorkQueue<K>, acks: Vec<Ack>) -> Result<Vec
         }
     }
     if !completing.is_empty() {
-        q.guarded(|| complete(q, &acks, &completing, &records))?;
+        q.guarded(|| {
+            q.still_fresh(read_at)?;
+            complete(q, &acks, &completing, &records)
+        })?;
         for &i in &completing {
             outcomes[i] = Some(Ok(TaskStatus::Completed {
                 output: acks[i].output.clone(),
             }));
         }
     }
-    Ok(outcomes.into_iter().map(|o| o.expect("every ack has an outcome")).collect())
+    Ok(outcomes
+        .into_iter()
+        .map(|o| o.expect("every ack has an outcome"))
+        .collect())
 }
 
 fn lease_lost(id: &str) -> QueueError {

@@ -20,8 +20,12 @@ pub(crate) fn list<K: KeyValue>(q: &KvWorkQueue<K>, limit: usize) -> Result<Vec<
     // Redriven tasks leave stale entries behind; look at a bounded window.
     let mut budget = (limit as u64 * 4).max(64);
     while end > 0 && out.len() < limit && budget > 0 {
-        let start = end.saturating_sub((limit as u64).clamp(16, 256)).max(end.saturating_sub(budget));
-        let keys: Vec<String> = (start..end).map(|n| q.keys.entry(Log::DeadLetters, n)).collect();
+        let start = end
+            .saturating_sub((limit as u64).clamp(16, 256))
+            .max(end.saturating_sub(budget));
+        let keys: Vec<String> = (start..end)
+            .map(|n| q.keys.entry(Log::DeadLetters, n))
+            .collect();
         let refs: HashMap<String, DeadLetterRef> = q.get_many_json(&keys)?;
         let records = q.load_tasks(refs.values().map(|r| r.id.as_str()))?;
         for n in (start..end).rev() {
@@ -50,9 +54,12 @@ pub(crate) fn list<K: KeyValue>(q: &KvWorkQueue<K>, limit: usize) -> Result<Vec<
 }
 
 pub(crate) fn redrive<K: KeyValue>(q: &KvWorkQueue<K>, task_id: &str) -> Result<TaskStatus> {
-    let record: TaskRecord = q
-        .get_json(&q.keys.task(task_id))?
-        .ok_or_else(|| QueueError::NotFound { id: task_id.to_string() })?;
+    let read_at = q.now();
+    let record: TaskRecord =
+        q.get_json(&q.keys.task(task_id))?
+            .ok_or_else(|| QueueError::NotFound {
+                id: task_id.to_string(),
+            })?;
     let completed = !q.load_results([&record])?.is_empty();
     if completed || !matches!(record.state, State::DeadLetter { .. }) {
         return Err(QueueError::WrongState {
@@ -62,6 +69,7 @@ pub(crate) fn redrive<K: KeyValue>(q: &KvWorkQueue<K>, task_id: &str) -> Result<
         });
     }
     q.guarded(|| {
+        q.still_fresh(read_at)?;
         let slot = q.reserve(&q.keys.tail(Log::Ring), 1)?;
         let mut next = record.clone();
         next.task.attempt = 0;

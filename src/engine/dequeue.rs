@@ -41,7 +41,10 @@ struct Batch {
     orphans: Vec<u64>,
 }
 
-pub(crate) fn run<K: KeyValue>(q: &KvWorkQueue<K>, req: &DequeueRequest) -> Result<Vec<LeasedTask>> {
+pub(crate) fn run<K: KeyValue>(
+    q: &KvWorkQueue<K>,
+    req: &DequeueRequest,
+) -> Result<Vec<LeasedTask>> {
     req.validate()?;
     maintenance::run_if_due(q);
     let started = q.now();
@@ -80,7 +83,9 @@ pub(crate) fn run<K: KeyValue>(q: &KvWorkQueue<K>, req: &DequeueRequest) -> Resu
     if q.now().saturating_sub(started) >= q.config.grace_ms / 2 {
         // Maintenance may already treat what this call took as abandoned;
         // leave it to maintenance rather than risk a second live lease.
-        return Err(QueueError::TooSlow("dequeue took longer than half the grace period".into()));
+        return Err(QueueError::TooSlow(
+            "dequeue took longer than half the grace period".into(),
+        ));
     }
     if !batch.orphans.is_empty() {
         write_orphans(q, &batch.orphans, &mut batch.writes)?;
@@ -145,7 +150,10 @@ fn deliver<K: KeyValue>(
     max: usize,
     batch: &mut Batch,
 ) -> Result<()> {
-    let keys: Vec<String> = slots.iter().map(|(s, _)| q.keys.entry(Log::Ring, *s)).collect();
+    let keys: Vec<String> = slots
+        .iter()
+        .map(|(s, _)| q.keys.entry(Log::Ring, *s))
+        .collect();
     let entries: HashMap<String, String> = q.get_many_json(&keys)?;
     let missing: Vec<&str> = entries
         .values()
@@ -213,14 +221,21 @@ fn deliver<K: KeyValue>(
 }
 
 /// Record slots taken before they were filled as runs in the orphan log.
-fn write_orphans<K: KeyValue>(q: &KvWorkQueue<K>, slots: &[u64], writes: &mut Writes) -> Result<()> {
+fn write_orphans<K: KeyValue>(
+    q: &KvWorkQueue<K>,
+    slots: &[u64],
+    writes: &mut Writes,
+) -> Result<()> {
     let mut sorted = slots.to_vec();
     sorted.sort_unstable();
     let mut ranges: Vec<OrphanRange> = Vec::new();
     for s in sorted {
         match ranges.last_mut() {
             Some(r) if r.end == s => r.end += 1,
-            _ => ranges.push(OrphanRange { start: s, end: s + 1 }),
+            _ => ranges.push(OrphanRange {
+                start: s,
+                end: s + 1,
+            }),
         }
     }
     let first = q.reserve(&q.keys.tail(Log::Orphans), ranges.len() as u64)?;

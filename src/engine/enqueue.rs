@@ -36,40 +36,35 @@ pub(crate) fn run<K: KeyValue>(q: &KvWorkQueue<K>, tasks: Vec<NewTask>) -> Resul
             .map_err(|e| QueueError::Invalid(format!("task {i}: {}", strip(&e))))?;
     }
 
-    // Name every task and drop duplicates within the batch.
-    let mut outcomes: Vec<Option<Enqueued>> = vec![None; tasks.len()];
+    // Name every task, then drop duplicates: of stored tasks first, then
+    // of tasks earlier in the batch.
+    let named: Vec<Fresh> = tasks
+        .into_iter()
+        .enumerate()
+        .map(|(index, task)| {
+            let id = task.id.clone().unwrap_or_else(crate::model::generate_id);
+            let key = task.idempotency_key.clone().unwrap_or_else(|| id.clone());
+            Fresh { index, task, id, key }
+        })
+        .collect();
+    let known = lookup(q, &named)?;
+    let mut outcomes: Vec<Option<Enqueued>> = vec![None; named.len()];
     let mut fresh = Vec::new();
     let mut batch_keys: HashMap<String, String> = HashMap::new();
     let mut batch_ids: HashSet<String> = HashSet::new();
-    for (index, task) in tasks.into_iter().enumerate() {
-        let id = task
-            .id
-            .clone()
-            .unwrap_or_else(|| crate::model::generate_id());
-        let key = task.idempotency_key.clone().unwrap_or_else(|| id.clone());
-        if let Some(existing) = batch_keys.get(&key) {
-            outcomes[index] = Some(duplicate(existing));
-        } else if batch_ids.contains(&id) {
-            outcomes[index] = Some(duplicate(&id));
+    for f in named {
+        if let Some(existing) = known.get(&f.index) {
+            outcomes[f.index] = Some(duplicate(existing));
+        } else if let Some(existing) = batch_keys.get(&f.key) {
+            outcomes[f.index] = Some(duplicate(existing));
+        } else if batch_ids.contains(&f.id) {
+            outcomes[f.index] = Some(duplicate(&f.id));
         } else {
-            batch_keys.insert(key.clone(), id.clone());
-            batch_ids.insert(id.clone());
-            fresh.push(Fresh { index, task, id, key });
+            batch_keys.insert(f.key.clone(), f.id.clone());
+            batch_ids.insert(f.id.clone());
+            fresh.push(f);
         }
     }
-
-    // Drop duplicates of tasks already stored.
-    let known = lookup(q, &fresh)?;
-    let fresh: Vec<Fresh> = fresh
-        .into_iter()
-        .filter_map(|f| match known.get(&f.index) {
-            Some(existing) => {
-                outcomes[f.index] = Some(duplicate(existing));
-                None
-            }
-            None => Some(f),
-        })
-        .collect();
 
     if !fresh.is_empty() {
         q.guarded(|| write(q, &fresh))?;
@@ -80,7 +75,10 @@ pub(crate) fn run<K: KeyValue>(q: &KvWorkQueue<K>, tasks: Vec<NewTask>) -> Resul
             });
         }
     }
-    Ok(outcomes.into_iter().map(|o| o.expect("every task has an outcome")).collect())
+    Ok(outcomes
+        .into_iter()
+        .map(|o| o.expect("every task has an outcome"))
+        .collect())
 }
 
 fn duplicate(id: &str) -> Enqueued {
@@ -188,10 +186,7 @@ fn write<K: KeyValue>(q: &KvWorkQueue<K>, fresh: &[Fresh]) -> Result<()> {
                 attempt: 0,
                 idempotency_key: f.key.clone(),
             },
-            max_attempts: f
-                .task
-                .max_attempts
-                .unwrap_or(q.config.default_max_attempts),
+            max_attempts: f.task.max_attempts.unwrap_or(q.config.default_max_attempts),
             state: State::Pending,
             at,
             gen: 0,

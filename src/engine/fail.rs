@@ -18,9 +18,11 @@ pub(crate) fn run<K: KeyValue>(
     error: &str,
     retryable: bool,
 ) -> Result<TaskStatus> {
+    let read_at = q.now();
     let record = leased_record(q, task_id, lease_id)?;
     let retry = retryable && record.task.attempt + 1 < record.max_attempts;
     q.guarded(|| {
+        q.still_fresh(read_at)?;
         let now = q.now();
         let mut next = record.clone();
         next.updated_at = now;
@@ -61,10 +63,14 @@ pub(crate) fn leased_record<K: KeyValue>(
     task_id: &str,
     lease_id: &str,
 ) -> Result<TaskRecord> {
-    let record: TaskRecord = q
-        .get_json(&q.keys.task(task_id))?
-        .ok_or_else(|| QueueError::NotFound { id: task_id.to_string() })?;
-    let lost = || QueueError::LeaseLost { id: task_id.to_string() };
+    let record: TaskRecord =
+        q.get_json(&q.keys.task(task_id))?
+            .ok_or_else(|| QueueError::NotFound {
+                id: task_id.to_string(),
+            })?;
+    let lost = || QueueError::LeaseLost {
+        id: task_id.to_string(),
+    };
     match &record.state {
         State::InProgress { lease } if lease.id == lease_id => {}
         _ => return Err(lost()),

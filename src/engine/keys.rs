@@ -104,6 +104,12 @@ impl Keys {
         format!("{}/m/t/{second}/{chunk}", self.prefix)
     }
 
+    /// `{p}/m/ix/{id}/{gen}`: the completion entry indexed for a task's
+    /// generation (so a redone ack is never indexed twice).
+    pub(crate) fn indexed(&self, id: &str, gen: u32) -> String {
+        format!("{}/m/ix/{id}/{gen}", self.prefix)
+    }
+
     /// `{p}/m/p/{pipeline}/n`: completions indexed for a pipeline.
     pub(crate) fn pipeline_len(&self, pipeline_id: &str) -> String {
         format!("{}/m/p/{}/n", self.prefix, escape(pipeline_id))
@@ -144,7 +150,14 @@ mod tests {
     #[test]
     fn counters_and_entries_never_share_a_key() {
         let k = Keys::new("wq");
-        for log in [Log::Ring, Log::Orphans, Log::Delayed, Log::Retries, Log::Completions, Log::DeadLetters] {
+        for log in [
+            Log::Ring,
+            Log::Orphans,
+            Log::Delayed,
+            Log::Retries,
+            Log::Completions,
+            Log::DeadLetters,
+        ] {
             let entries: Vec<String> = (0..3).map(|n| k.entry(log, n)).collect();
             assert!(!entries.contains(&k.tail(log).0));
             assert!(!entries.contains(&k.head(log).0));

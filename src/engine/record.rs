@@ -32,16 +32,28 @@ pub(crate) enum LogName {
 
 impl Place {
     pub(crate) fn ring(n: u64) -> Self {
-        Self { log: LogName::Ring, n }
+        Self {
+            log: LogName::Ring,
+            n,
+        }
     }
     pub(crate) fn delayed(n: u64) -> Self {
-        Self { log: LogName::Delayed, n }
+        Self {
+            log: LogName::Delayed,
+            n,
+        }
     }
     pub(crate) fn retries(n: u64) -> Self {
-        Self { log: LogName::Retries, n }
+        Self {
+            log: LogName::Retries,
+            n,
+        }
     }
     pub(crate) fn dead_letters(n: u64) -> Self {
-        Self { log: LogName::DeadLetters, n }
+        Self {
+            log: LogName::DeadLetters,
+            n,
+        }
     }
 }
 
@@ -118,7 +130,9 @@ impl TaskRecord {
             // A completed record always has its result written in the same
             // commit; without one (data lost outside the queue) report the
             // closest truth rather than inventing an output.
-            State::Completed { .. } => TaskStatus::Completed { output: Value::Null },
+            State::Completed { .. } => TaskStatus::Completed {
+                output: Value::Null,
+            },
             State::Failed { error } => TaskStatus::Failed {
                 error: error.clone(),
                 attempt: self.task.attempt,

@@ -24,11 +24,15 @@ pub(crate) fn info<K: KeyValue>(q: &KvWorkQueue<K>, task_id: &str) -> Result<Opt
 /// The lease of the task's delivery in progress (for port-level finishes
 /// from a handle that did not take the task).
 pub(crate) fn current_lease<K: KeyValue>(q: &KvWorkQueue<K>, task_id: &str) -> Result<String> {
-    let record: TaskRecord = q
-        .get_json(&q.keys.task(task_id))?
-        .ok_or_else(|| QueueError::NotFound { id: task_id.to_string() })?;
+    let record: TaskRecord =
+        q.get_json(&q.keys.task(task_id))?
+            .ok_or_else(|| QueueError::NotFound {
+                id: task_id.to_string(),
+            })?;
     match record.state {
         State::InProgress { lease } => Ok(lease.id),
-        _ => Err(QueueError::LeaseLost { id: task_id.to_string() }),
+        _ => Err(QueueError::LeaseLost {
+            id: task_id.to_string(),
+        }),
     }
 }

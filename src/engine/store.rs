@@ -126,6 +126,18 @@ impl<K: KeyValue> KvWorkQueue<K> {
         Ok(best)
     }
 
+    /// Fail with [`QueueError::TooSlow`] when what was read at `read_at`
+    /// is too old to act on: maintenance may have rescued the task since
+    /// (there is no compare-and-swap to catch that at write time).
+    pub(crate) fn still_fresh(&self, read_at: u64) -> Result<()> {
+        if self.now().saturating_sub(read_at) >= self.config.grace_ms / 2 {
+            return Err(QueueError::TooSlow(
+                "the task was read too long ago to change it safely; retry".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// Run an appending operation (reservations plus one `set_many`) and
     /// check it finished within half the grace period of its start.
     ///
@@ -171,6 +183,11 @@ impl Writes {
                 self.pairs.push((key, bytes));
             }
         }
+    }
+
+    /// True when `key` is written by this batch.
+    pub(crate) fn contains(&self, key: &str) -> bool {
+        self.index.contains_key(key)
     }
 
     /// One `set_many` of everything collected (nothing when empty).

@@ -53,9 +53,13 @@ pub async fn settle<K: KeyValue + Send + Sync>(
                 break;
             }
             for t in got {
-                q.ack(&t.task.id, &t.lease.id, json!({"by": "settler", "task": t.task.id}))
-                    .await
-                    .expect("ack of a fresh lease");
+                q.ack(
+                    &t.task.id,
+                    &t.lease.id,
+                    json!({"by": "settler", "task": t.task.id}),
+                )
+                .await
+                .expect("ack of a fresh lease");
             }
         }
     }
@@ -67,7 +71,10 @@ pub async fn settle<K: KeyValue + Send + Sync>(
     panic!("tasks not terminal after {rounds} rounds: {stuck:?}");
 }
 
-async fn all_terminal<K: KeyValue + Send + Sync>(q: &KvWorkQueue<K>, ids: &HashSet<String>) -> bool {
+async fn all_terminal<K: KeyValue + Send + Sync>(
+    q: &KvWorkQueue<K>,
+    ids: &HashSet<String>,
+) -> bool {
     for id in ids {
         match q.status(id).await.expect("status") {
             Some(s) if s.is_terminal() => {}
@@ -101,10 +108,18 @@ pub async fn check_invariants<K: KeyValue + Send + Sync>(
     let results = results_per_task(store);
     let mut statuses = BTreeMap::new();
     for id in ids {
-        let status = q.status(id).await.unwrap().unwrap_or_else(|| panic!("{id} lost"));
+        let status = q
+            .status(id)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{id} lost"));
         match &status {
             TaskStatus::Completed { .. } => {
-                assert_eq!(results.get(id), Some(&1), "{id} must have exactly one result");
+                assert_eq!(
+                    results.get(id),
+                    Some(&1),
+                    "{id} must have exactly one result"
+                );
             }
             TaskStatus::DeadLetter { .. } => {
                 assert_eq!(results.get(id), None, "{id} dead-lettered with a result");
@@ -116,13 +131,21 @@ pub async fn check_invariants<K: KeyValue + Send + Sync>(
     let collected = q.collect_results(pipeline).await.unwrap();
     let names: Vec<&String> = collected.iter().map(|(n, _)| n).collect();
     let unique: HashSet<&String> = names.iter().copied().collect();
-    assert_eq!(names.len(), unique.len(), "a result collected twice: {names:?}");
+    assert_eq!(
+        names.len(),
+        unique.len(),
+        "a result collected twice: {names:?}"
+    );
     for (id, status) in &statuses {
         let node = format!("node-{id}");
         let found = collected.iter().find(|(n, _)| *n == node);
         match status {
             TaskStatus::Completed { output } => {
-                assert_eq!(found.map(|(_, o)| o), Some(output), "{id} missing from results");
+                assert_eq!(
+                    found.map(|(_, o)| o),
+                    Some(output),
+                    "{id} missing from results"
+                );
             }
             _ => assert!(found.is_none(), "{id} collected but not completed"),
         }

@@ -87,7 +87,14 @@ impl<K: KeyValue> Run<'_, K> {
                     Inbox::Delayed => TimerKind::Delayed,
                     Inbox::Retries => TimerKind::Retry,
                 };
-                self.file(due_at, TimerEntry { id, at: place, kind });
+                self.file(
+                    due_at,
+                    TimerEntry {
+                        id,
+                        at: place,
+                        kind,
+                    },
+                );
             }
         }
         match inbox {

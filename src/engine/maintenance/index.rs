@@ -28,17 +28,32 @@ impl<K: KeyValue> Run<'_, K> {
             .collect();
         let entries: HashMap<String, CompletionEntry> = self.q.get_many_json(&keys)?;
         // The result names the completion entry that counts; an ack redone
-        // after slow writes leaves an earlier one behind.
-        let result_keys: Vec<String> = entries.values().map(|e| self.q.keys.result(&e.id, e.gen)).collect();
+        // after slow writes leaves an earlier one behind, and a marker
+        // keeps a generation from being indexed twice.
+        let ids: Vec<(String, String)> = entries
+            .values()
+            .map(|e| {
+                (
+                    self.q.keys.result(&e.id, e.gen),
+                    self.q.keys.indexed(&e.id, e.gen),
+                )
+            })
+            .collect();
+        let result_keys: Vec<String> = ids.iter().map(|(r, _)| r.clone()).collect();
+        let marker_keys: Vec<String> = ids.into_iter().map(|(_, m)| m).collect();
         let results: HashMap<String, ResultRecord> = self.q.get_many_json(&result_keys)?;
+        let mut markers: HashMap<String, u64> = self.q.get_many_json(&marker_keys)?;
         let mut n = start;
         while n < end {
             match entries.get(&keys[(n - start) as usize]) {
                 Some(e) => {
+                    let marker = self.q.keys.indexed(&e.id, e.gen);
                     let current = results
                         .get(&self.q.keys.result(&e.id, e.gen))
                         .is_some_and(|r| r.seq == e.seq);
-                    if current {
+                    if current && !markers.contains_key(&marker) {
+                        markers.insert(marker.clone(), e.seq);
+                        self.markers.push((marker, e.seq));
                         self.indexed.push(e.clone());
                     } else {
                         self.state.totals.completion_superseded += 1;
@@ -57,9 +72,15 @@ impl<K: KeyValue> Run<'_, K> {
 
     /// Append this run's completions to their pipelines' indexes.
     pub(super) fn write_index(&mut self, writes: &mut Writes) -> Result<()> {
+        for (marker, seq) in self.markers.drain(..) {
+            writes.put(marker, &seq);
+        }
         let mut by_pipeline: BTreeMap<String, Vec<CompletionEntry>> = BTreeMap::new();
         for e in self.indexed.drain(..) {
-            by_pipeline.entry(e.pipeline_id.clone()).or_default().push(e);
+            by_pipeline
+                .entry(e.pipeline_id.clone())
+                .or_default()
+                .push(e);
         }
         for (pipeline, new) in by_pipeline {
             let keys = &self.q.keys;
@@ -110,9 +131,15 @@ pub(crate) fn pipeline_completions<K: KeyValue>(
     let mut start = state.completions;
     while start < tail {
         let end = tail.min(start + READ_CHUNK);
-        let keys: Vec<String> = (start..end).map(|n| q.keys.entry(Log::Completions, n)).collect();
+        let keys: Vec<String> = (start..end)
+            .map(|n| q.keys.entry(Log::Completions, n))
+            .collect();
         let entries: HashMap<String, CompletionEntry> = q.get_many_json(&keys)?;
-        out.extend(entries.into_values().filter(|e| e.pipeline_id == pipeline_id));
+        out.extend(
+            entries
+                .into_values()
+                .filter(|e| e.pipeline_id == pipeline_id),
+        );
         start = end;
     }
     Ok(out)

@@ -17,8 +17,8 @@
 //! | ring walk: leases to watch, slots whose taker died | [`walk`] |
 //! | completion log → pipeline index | [`index`] |
 
-mod index;
 mod inbox;
+mod index;
 mod state;
 mod timers;
 mod walk;
@@ -37,8 +37,11 @@ use state::Mark;
 use std::collections::{BTreeSet, HashMap};
 use timers::TimerEntry;
 
-/// Most entries one phase handles per run.
+/// Most entries one phase reads at a time.
 pub(crate) const BUDGET: u64 = 1024;
+/// Most passes over the phases per run: a run handles at most
+/// `ROUNDS × BUDGET` entries per phase.
+const ROUNDS: usize = 8;
 
 /// Run maintenance if [`QueueConfig::maintenance_period_ms`] has passed
 /// since the last run; failures are left for the next caller (the request
@@ -77,12 +80,18 @@ pub(crate) fn run<K: KeyValue>(q: &KvWorkQueue<K>, forced: bool) -> Result<Rescu
         return Ok(RescueReport::default());
     }
     let mut run = Run::start(q, state, now, (generation, slot))?;
-    run.inbox(inbox::Inbox::Delayed)?;
-    run.inbox(inbox::Inbox::Retries)?;
-    run.timers()?;
-    run.unblock_ring()?;
-    run.walk()?;
-    run.completions()?;
+    for _ in 0..ROUNDS {
+        let before = run.progress();
+        run.inbox(inbox::Inbox::Delayed)?;
+        run.inbox(inbox::Inbox::Retries)?;
+        run.timers()?;
+        run.unblock_ring()?;
+        run.walk()?;
+        run.completions()?;
+        if run.progress() == before {
+            break;
+        }
+    }
     run.finish()
 }
 
@@ -98,6 +107,9 @@ pub(super) enum Requeue {
     /// Its ring slot was taken by a request that died before leasing it.
     Retake,
 }
+
+/// The error of a task dead-lettered because its last lease expired.
+pub(crate) const LEASE_EXPIRED: &str = "lease expired";
 
 /// Where a task is parked until `finish` gives it its real place.
 const UNPLACED: u64 = u64::MAX;
@@ -120,12 +132,18 @@ pub(super) struct Run<'a, K> {
     dead: Vec<String>,
     pub filed: Vec<(u64, TimerEntry)>,
     pub indexed: Vec<super::record::CompletionEntry>,
+    pub markers: Vec<(String, u64)>,
     pub stale_chunks: Vec<String>,
     pub report: RescueReport,
 }
 
 impl<'a, K: KeyValue> Run<'a, K> {
-    fn start(q: &'a KvWorkQueue<K>, mut state: MaintenanceState, now: u64, lock: (u64, u64)) -> Result<Self> {
+    fn start(
+        q: &'a KvWorkQueue<K>,
+        mut state: MaintenanceState,
+        now: u64,
+        lock: (u64, u64),
+    ) -> Result<Self> {
         let c = q.read_counters(&[
             &q.keys.head(Log::Ring),
             &q.keys.tail(Log::Ring),
@@ -160,9 +178,16 @@ impl<'a, K: KeyValue> Run<'a, K> {
             dead: Vec::new(),
             filed: Vec::new(),
             indexed: Vec::new(),
+            markers: Vec::new(),
             stale_chunks: Vec::new(),
             report: RescueReport::default(),
         })
+    }
+
+    /// The cursors, to tell whether a pass moved any of them.
+    fn progress(&self) -> (u64, u64, u64, u64, usize, u64) {
+        let s = &self.state;
+        (s.walk, s.delayed, s.retries, s.completions, s.timers.len(), self.ring_head)
     }
 
     /// Read the records of `ids` afresh — except those this run already
@@ -179,7 +204,10 @@ impl<'a, K: KeyValue> Run<'a, K> {
     }
 
     /// Ids among `ids` whose task has a stored result.
-    pub fn completed(&self, ids: &[String]) -> Result<HashMap<String, super::record::ResultRecord>> {
+    pub fn completed(
+        &self,
+        ids: &[String],
+    ) -> Result<HashMap<String, super::record::ResultRecord>> {
         self.q
             .load_results(ids.iter().filter_map(|id| self.records.get(id)))
     }
@@ -234,7 +262,7 @@ impl<'a, K: KeyValue> Run<'a, K> {
             return;
         }
         r.state = State::DeadLetter {
-            error: format!("lease expired on attempt {} of {}", r.task.attempt + 1, r.max_attempts),
+            error: LEASE_EXPIRED.to_string(),
             failed_at: self.now,
         };
         r.at = Place::dead_letters(UNPLACED);
@@ -245,16 +273,46 @@ impl<'a, K: KeyValue> Run<'a, K> {
         self.dirty.insert(id.to_string());
     }
 
-    /// The ring head is reserved but unwritten since before the graced
-    /// mark: its enqueue died. Take the slot so dequeuers move on (the walk
-    /// counts it as a hole later).
+    /// Ring slots at the head that are reserved but unwritten since before
+    /// the graced mark belong to requests that died: take them so
+    /// dequeuers move on (the walk counts them as holes later).
     fn unblock_ring(&mut self) -> Result<()> {
         let head = self.ring_head;
-        if head >= self.ring_tail || head >= self.state.graced.ring_tail {
+        let end = self
+            .ring_tail
+            .min(self.state.graced.ring_tail)
+            .min(head + BUDGET);
+        if head >= end {
             return Ok(());
         }
-        if self.q.kv.get(&self.q.keys.entry(Log::Ring, head))?.is_none() {
-            self.ring_head = self.q.increment(&self.q.keys.head(Log::Ring), 1)?;
+        let keys: Vec<String> = (head..end)
+            .map(|n| self.q.keys.entry(Log::Ring, n))
+            .collect();
+        let found: std::collections::HashSet<String> = self
+            .q
+            .kv
+            .get_many(&keys)?
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        let holes = keys.iter().take_while(|k| !found.contains(*k)).count() as u64;
+        if holes > 0 {
+            // Should a dequeuer move the head meanwhile, the slots taken
+            // here may hold tasks: the walk re-queues those after the grace.
+            self.ring_head = self.q.increment(&self.q.keys.head(Log::Ring), holes)?;
+        }
+        Ok(())
+    }
+
+    /// Fail if this run has outlived its lock: another slot's winner may be
+    /// running, so nothing is written and the next run decides again.
+    fn check_lock(&self) -> Result<()> {
+        let now = self.q.now();
+        let grace = self.q.config.grace_ms;
+        if now / grace != self.lock.1 || now.saturating_sub(self.now) >= grace / 2 {
+            return Err(QueueError::TooSlow(
+                "maintenance run outlived its lock".into(),
+            ));
         }
         Ok(())
     }
@@ -263,6 +321,7 @@ impl<'a, K: KeyValue> Run<'a, K> {
     /// and the new state in one `set_many`.
     fn finish(mut self) -> Result<RescueReport> {
         let q = self.q;
+        self.check_lock()?;
         let mut writes = Writes::default();
         if !self.requeued.is_empty() {
             let first = q.reserve(&q.keys.tail(Log::Ring), self.requeued.len() as u64)?;
@@ -296,16 +355,15 @@ impl<'a, K: KeyValue> Run<'a, K> {
             }
         }
         self.write_timers(&mut writes)?;
+        // A bucket processed and filed again in this run is rewritten, not
+        // garbage.
+        self.stale_chunks.retain(|k| !writes.contains(k));
         self.write_index(&mut writes)?;
         let previous_lock = self.state.last_lock.replace(self.lock);
         self.state.generation += 1;
         self.state.last_run_at = self.now;
         writes.put(q.keys.maintenance_state(), &self.state);
-        let now = q.now();
-        if now / q.config.grace_ms != self.lock.1 || now - self.now >= q.config.grace_ms / 2 {
-            // Another slot's winner may be running: decide again later.
-            return Err(QueueError::TooSlow("maintenance run outlived its lock".into()));
-        }
+        self.check_lock()?;
         writes.commit(&q.kv)?;
         // Garbage only from here: failures leave a key behind, nothing more.
         if let Some((generation, slot)) = previous_lock {

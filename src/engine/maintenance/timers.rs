@@ -1,7 +1,9 @@
 //! Timer phase: entries filed by due second (`m/t/{second}/{chunk}`, the
-//! directory of seconds in the state), processed once their second has
-//! come. Each entry is re-checked against the task's record, so stale
-//! entries are harmless.
+//! directory of seconds in the state), processed as soon as their second
+//! has begun; entries of the current second that are not due yet are filed
+//! again, so a timer fires at the first run at or after its due time. Each
+//! entry is re-checked against the task's record, so stale entries are
+//! harmless.
 
 use super::{Requeue, Run, BUDGET};
 use crate::engine::record::{Place, State};
@@ -34,9 +36,9 @@ pub(crate) struct TimerEntry {
 }
 
 impl<K: KeyValue> Run<'_, K> {
-    /// File a timer due at `due_ms` (never in a second this run processed).
+    /// File a timer due at `due_ms`, in the bucket of its second.
     pub(super) fn file(&mut self, due_ms: u64, entry: TimerEntry) {
-        let second = due_ms.div_ceil(1000).max(self.now / 1000 + 1);
+        let second = due_ms / 1000;
         match entry.kind {
             TimerKind::Delayed => self.state.waiting.delayed += 1,
             TimerKind::Retry => self.state.waiting.retries += 1,
@@ -58,7 +60,9 @@ impl<K: KeyValue> Run<'_, K> {
             if handled >= BUDGET {
                 break;
             }
-            let keys: Vec<String> = (0..chunks).map(|c| self.q.keys.timer_chunk(second, c)).collect();
+            let keys: Vec<String> = (0..chunks)
+                .map(|c| self.q.keys.timer_chunk(second, c))
+                .collect();
             let stored: HashMap<String, Vec<TimerEntry>> = self.q.get_many_json(&keys)?;
             let entries: Vec<TimerEntry> = keys
                 .iter()
@@ -79,10 +83,18 @@ impl<K: KeyValue> Run<'_, K> {
         Ok(())
     }
 
-    fn fire(&mut self, e: TimerEntry, results: &HashMap<String, crate::engine::record::ResultRecord>) {
+    fn fire(
+        &mut self,
+        e: TimerEntry,
+        results: &HashMap<String, crate::engine::record::ResultRecord>,
+    ) {
         match e.kind {
-            TimerKind::Delayed => self.state.waiting.delayed = self.state.waiting.delayed.saturating_sub(1),
-            TimerKind::Retry => self.state.waiting.retries = self.state.waiting.retries.saturating_sub(1),
+            TimerKind::Delayed => {
+                self.state.waiting.delayed = self.state.waiting.delayed.saturating_sub(1)
+            }
+            TimerKind::Retry => {
+                self.state.waiting.retries = self.state.waiting.retries.saturating_sub(1)
+            }
             TimerKind::Lease => {}
         }
         let Some(r) = self.records.get(&e.id) else {

@@ -27,7 +27,9 @@ impl<K: KeyValue> Run<'_, K> {
         if start >= end {
             return Ok(());
         }
-        let keys: Vec<String> = (start..end).map(|n| self.q.keys.entry(Log::Ring, n)).collect();
+        let keys: Vec<String> = (start..end)
+            .map(|n| self.q.keys.entry(Log::Ring, n))
+            .collect();
         let entries: HashMap<String, String> = self.q.get_many_json(&keys)?;
         self.load(entries.values())?;
         let live: Vec<String> = entries

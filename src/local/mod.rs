@@ -1,0 +1,293 @@
+//! [`LocalWorkQueue`]: the queue in process memory.
+//!
+//! It follows the contract every implementation shares — written down in
+//! `docs/semantics.md` and checked by the conformance suite
+//! (`tests/conformance`) — with all state behind one [`std::sync::Mutex`]
+//! that is never held across an `.await`. Each operation takes the lock
+//! once, so every operation (including a whole batch) is atomic.
+//!
+//! There is no background thread: maintenance (rescue of expired leases,
+//! promotion of delayed tasks and retries) runs at the start of every
+//! [`dequeue`](LeasedQueue::dequeue) and on [`rescue`](LeasedQueue::rescue).
+
+mod state;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::QueueConfig;
+use crate::error::Result;
+use crate::model::{
+    Ack, DeadLetterEntry, DequeueRequest, Enqueued, LeasedTask, NewTask, QueueStats, RescueReport,
+    TaskInfo,
+};
+use crate::port::{TaskStatus, WorkQueuePort, WorkTask};
+use crate::queue::LeasedQueue;
+use async_trait::async_trait;
+use serde_json::Value;
+use state::State;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// An in-process work queue: the [`WorkQueuePort`] and [`LeasedQueue`]
+/// contract on plain memory, for tests, single-process DAG executors and as
+/// the reference the other implementations are compared with.
+///
+/// `Send + Sync`: share it between tasks and threads behind an [`Arc`].
+///
+/// # Example
+///
+/// ```
+/// use spin_work_queue::{DequeueRequest, LeasedQueue, LocalWorkQueue, NewTask, TaskStatus};
+/// use serde_json::json;
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let queue = LocalWorkQueue::new();
+/// let ids = queue
+///     .enqueue_batch(vec![NewTask::new("p1", "fetch", json!({"url": "https://example.com"}))])
+///     .await?;
+/// let leased = queue.dequeue(&DequeueRequest::new("worker-1", 10)).await?;
+/// assert_eq!(leased[0].task.id, ids[0].id);
+/// let status = queue.ack(&leased[0].task.id, &leased[0].lease.id, json!(200)).await?;
+/// assert_eq!(status, TaskStatus::Completed { output: json!(200) });
+/// # Ok::<(), spin_work_queue::QueueError>(())
+/// # });
+/// ```
+pub struct LocalWorkQueue {
+    config: QueueConfig,
+    clock: Arc<dyn Clock>,
+    state: Mutex<State>,
+}
+
+impl LocalWorkQueue {
+    /// An empty queue with the default [`QueueConfig`] and the
+    /// [`SystemClock`].
+    pub fn new() -> Self {
+        Self {
+            config: QueueConfig::default(),
+            clock: Arc::new(SystemClock),
+            state: Mutex::default(),
+        }
+    }
+
+    /// An empty queue with `config` (validated: an invalid config is
+    /// [`QueueError::Invalid`](crate::QueueError::Invalid)) and `clock`.
+    ///
+    /// ```
+    /// use spin_work_queue::{LocalWorkQueue, ManualClock, QueueConfig};
+    /// use std::sync::Arc;
+    ///
+    /// let clock = ManualClock::new(1_000);
+    /// let config = QueueConfig { default_lease_ms: 5_000, ..QueueConfig::default() };
+    /// let queue = LocalWorkQueue::with_config(config, Arc::new(clock.clone())).unwrap();
+    /// assert_eq!(queue.config().default_lease_ms, 5_000);
+    ///
+    /// let bad = QueueConfig { default_max_attempts: 0, ..QueueConfig::default() };
+    /// assert!(LocalWorkQueue::with_config(bad, Arc::new(clock)).is_err());
+    /// ```
+    pub fn with_config(config: QueueConfig, clock: Arc<dyn Clock>) -> Result<Self> {
+        Ok(Self {
+            config: config.validated()?,
+            clock,
+            state: Mutex::default(),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &QueueConfig {
+        &self.config
+    }
+
+    /// The state, locked. A poisoned lock is taken over: every operation
+    /// leaves the state consistent before anything that could panic.
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn now(&self) -> u64 {
+        self.clock.now_ms()
+    }
+}
+
+impl Default for LocalWorkQueue {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for LocalWorkQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalWorkQueue")
+            .field("config", &self.config)
+            .field("stats", &self.lock().stats())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg_attr(not(target_arch = "wasm32"), async_trait)]
+#[cfg_attr(target_arch = "wasm32", async_trait(?Send))]
+impl WorkQueuePort for LocalWorkQueue {
+    async fn enqueue(&self, task: WorkTask) -> Result<()> {
+        let now = self.now();
+        self.lock()
+            .enqueue(vec![NewTask::from_work_task(task)], &self.config, now)
+            .map(drop)
+    }
+
+    async fn try_dequeue(&self) -> Result<Option<WorkTask>> {
+        let req = DequeueRequest::new(self.config.port_worker_id.clone(), 1);
+        let now = self.now();
+        let mut state = self.lock();
+        let leased = state.dequeue(&req, &self.config, now)?.into_iter().next();
+        Ok(leased.map(|l| {
+            state.remember_port_lease(&l.task.id, &l.lease.id);
+            l.task
+        }))
+    }
+
+    async fn acknowledge(&self, task_id: &str, output: Value) -> Result<()> {
+        let now = self.now();
+        let mut state = self.lock();
+        let lease = state.port_lease(task_id)?;
+        state.ack(task_id, &lease, output, now)?;
+        state.forget_port_lease(task_id);
+        Ok(())
+    }
+
+    async fn fail(&self, task_id: &str, error: &str) -> Result<()> {
+        let now = self.now();
+        let mut state = self.lock();
+        let lease = state.port_lease(task_id)?;
+        state.fail(task_id, &lease, error, true, &self.config, now)?;
+        state.forget_port_lease(task_id);
+        Ok(())
+    }
+
+    async fn status(&self, task_id: &str) -> Result<Option<TaskStatus>> {
+        Ok(self.lock().info(task_id).map(|i| i.status))
+    }
+
+    async fn collect_results(&self, pipeline_id: &str) -> Result<Vec<(String, Value)>> {
+        Ok(self.lock().results(pipeline_id))
+    }
+
+    async fn pending_count(&self) -> Result<usize> {
+        Ok(self.lock().stats().pending as usize)
+    }
+}
+
+#[cfg_attr(not(target_arch = "wasm32"), async_trait)]
+#[cfg_attr(target_arch = "wasm32", async_trait(?Send))]
+impl LeasedQueue for LocalWorkQueue {
+    async fn enqueue_batch(&self, tasks: Vec<NewTask>) -> Result<Vec<Enqueued>> {
+        let now = self.now();
+        self.lock().enqueue(tasks, &self.config, now)
+    }
+
+    async fn dequeue(&self, req: &DequeueRequest) -> Result<Vec<LeasedTask>> {
+        let now = self.now();
+        self.lock().dequeue(req, &self.config, now)
+    }
+
+    async fn ack(&self, task_id: &str, lease_id: &str, output: Value) -> Result<TaskStatus> {
+        let now = self.now();
+        self.lock().ack(task_id, lease_id, output, now)
+    }
+
+    async fn ack_batch(&self, acks: Vec<Ack>) -> Result<Vec<Result<TaskStatus>>> {
+        let now = self.now();
+        let mut state = self.lock();
+        Ok(acks
+            .into_iter()
+            .map(|a| state.ack(&a.id, &a.lease_id, a.output, now))
+            .collect())
+    }
+
+    async fn fail_leased(
+        &self,
+        task_id: &str,
+        lease_id: &str,
+        error: &str,
+        retryable: bool,
+    ) -> Result<TaskStatus> {
+        let now = self.now();
+        self.lock()
+            .fail(task_id, lease_id, error, retryable, &self.config, now)
+    }
+
+    async fn heartbeat(&self, task_id: &str, lease_id: &str, lease_ms: Option<u64>) -> Result<u64> {
+        let now = self.now();
+        self.lock()
+            .heartbeat(task_id, lease_id, lease_ms, &self.config, now)
+    }
+
+    async fn task(&self, task_id: &str) -> Result<Option<TaskInfo>> {
+        Ok(self.lock().info(task_id))
+    }
+
+    async fn stats(&self) -> Result<QueueStats> {
+        Ok(self.lock().stats())
+    }
+
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetterEntry>> {
+        Ok(self.lock().dead_letters(limit))
+    }
+
+    async fn redrive(&self, task_id: &str) -> Result<TaskStatus> {
+        let now = self.now();
+        self.lock().redrive(task_id, now)
+    }
+
+    async fn rescue(&self) -> Result<RescueReport> {
+        let now = self.now();
+        Ok(self.lock().maintain(now))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn local_work_queue_is_send_and_sync() {
+        assert_send_sync::<LocalWorkQueue>();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_workers_complete_every_task_once() {
+        let queue = Arc::new(LocalWorkQueue::new());
+        let tasks = (0..500)
+            .map(|i| NewTask::new("p", format!("n{i}"), Value::from(i)))
+            .collect();
+        queue.enqueue_batch(tasks).await.unwrap();
+        let workers: Vec<_> = (0..8)
+            .map(|w| {
+                let queue = Arc::clone(&queue);
+                tokio::spawn(async move {
+                    let req = DequeueRequest::new(format!("w{w}"), 7);
+                    loop {
+                        let got = queue.dequeue(&req).await.unwrap();
+                        if got.is_empty() {
+                            return;
+                        }
+                        for l in got {
+                            let out = l.task.input.clone();
+                            queue.ack(&l.task.id, &l.lease.id, out).await.unwrap();
+                        }
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.await.unwrap();
+        }
+        let results = queue.collect_results("p").await.unwrap();
+        assert_eq!(results.len(), 500);
+        let names: std::collections::HashSet<_> = results.iter().map(|(n, _)| n).collect();
+        assert_eq!(names.len(), 500, "every task completed exactly once");
+        let stats = queue.stats().await.unwrap();
+        assert_eq!(
+            (stats.completed, stats.pending, stats.in_progress),
+            (500, 0, 0)
+        );
+    }
+}
