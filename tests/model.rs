@@ -69,7 +69,7 @@ struct Model {
     step: usize,
 }
 
-fn pick<'a, T>(items: &'a [T], i: usize) -> Option<&'a T> {
+fn pick<T>(items: &[T], i: usize) -> Option<&T> {
     (!items.is_empty()).then(|| &items[i % items.len()])
 }
 
