@@ -16,7 +16,9 @@ use std::time::Instant;
 const MS_PER_STEP: u64 = 1;
 
 fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
 }
 
 fn tasks(n: usize, tag: &str) -> Vec<NewTask> {
@@ -46,15 +48,24 @@ fn lifecycle_cost(batch: usize, depth: usize, total: usize, ms_per_step: u64) ->
         while done < total {
             q.enqueue_batch(tasks(batch, "t")).await.unwrap();
             clock.advance(ms_per_step);
-            let got = q.dequeue(&DequeueRequest::new("w", batch as u32)).await.unwrap();
+            let got = q
+                .dequeue(&DequeueRequest::new("w", batch as u32))
+                .await
+                .unwrap();
             clock.advance(ms_per_step);
             assert_eq!(got.len(), batch);
             if batch == 1 {
-                q.ack(&got[0].task.id, &got[0].lease.id, json!("ok")).await.unwrap();
+                q.ack(&got[0].task.id, &got[0].lease.id, json!("ok"))
+                    .await
+                    .unwrap();
             } else {
                 let acks = got
                     .into_iter()
-                    .map(|l| Ack { id: l.task.id, lease_id: l.lease.id, output: json!("ok") })
+                    .map(|l| Ack {
+                        id: l.task.id,
+                        lease_id: l.lease.id,
+                        output: json!("ok"),
+                    })
                     .collect();
                 q.ack_batch(acks).await.unwrap();
             }
@@ -63,7 +74,11 @@ fn lifecycle_cost(batch: usize, depth: usize, total: usize, ms_per_step: u64) ->
         }
         let c = q.kv().counts().since(&before);
         let n = total as f64;
-        (c.commits() as f64 / n, c.reads() as f64 / n, c.ops() as f64 / n)
+        (
+            c.commits() as f64 / n,
+            c.reads() as f64 / n,
+            c.ops() as f64 / n,
+        )
     })
 }
 
@@ -75,8 +90,12 @@ const MAINTENANCE_TASKS: usize = 1_000;
 /// [`MAINTENANCE_TASKS`] completed tasks.
 fn maintenance_cost() -> KvCounts {
     let clock = ManualClock::new(1_700_000_000_000);
-    let q = KvWorkQueue::with_config(CountingKv::new(MemoryKv::new()), QueueConfig::default(), Arc::new(clock.clone()))
-        .unwrap();
+    let q = KvWorkQueue::with_config(
+        CountingKv::new(MemoryKv::new()),
+        QueueConfig::default(),
+        Arc::new(clock.clone()),
+    )
+    .unwrap();
     rt().block_on(async {
         q.rescue().await.unwrap();
         for _ in 0..MAINTENANCE_TASKS / 100 {
@@ -84,7 +103,11 @@ fn maintenance_cost() -> KvCounts {
             let got = q.dequeue(&DequeueRequest::new("w", 100)).await.unwrap();
             let acks = got
                 .into_iter()
-                .map(|l| Ack { id: l.task.id, lease_id: l.lease.id, output: json!("ok") })
+                .map(|l| Ack {
+                    id: l.task.id,
+                    lease_id: l.lease.id,
+                    output: json!("ok"),
+                })
                 .collect();
             q.ack_batch(acks).await.unwrap();
         }
@@ -98,8 +121,12 @@ fn maintenance_cost() -> KvCounts {
 /// Per-operation counts for one lifecycle step, maintenance not included.
 fn step_costs(batch: usize) -> [(&'static str, KvCounts); 3] {
     let clock = ManualClock::new(1_700_000_000_000);
-    let q = KvWorkQueue::with_config(CountingKv::new(MemoryKv::new()), QueueConfig::default(), Arc::new(clock))
-        .unwrap();
+    let q = KvWorkQueue::with_config(
+        CountingKv::new(MemoryKv::new()),
+        QueueConfig::default(),
+        Arc::new(clock),
+    )
+    .unwrap();
     rt().block_on(async {
         // A first dequeue runs maintenance once; later ones in the same
         // period do not.
@@ -107,15 +134,26 @@ fn step_costs(batch: usize) -> [(&'static str, KvCounts); 3] {
         let c0 = q.kv().counts();
         q.enqueue_batch(tasks(batch, "s")).await.unwrap();
         let c1 = q.kv().counts();
-        let got = q.dequeue(&DequeueRequest::new("w", batch as u32)).await.unwrap();
+        let got = q
+            .dequeue(&DequeueRequest::new("w", batch as u32))
+            .await
+            .unwrap();
         let c2 = q.kv().counts();
         let acks = got
             .into_iter()
-            .map(|l| Ack { id: l.task.id, lease_id: l.lease.id, output: json!("ok") })
+            .map(|l| Ack {
+                id: l.task.id,
+                lease_id: l.lease.id,
+                output: json!("ok"),
+            })
             .collect();
         q.ack_batch(acks).await.unwrap();
         let c3 = q.kv().counts();
-        [("enqueue", c1.since(&c0)), ("dequeue", c2.since(&c1)), ("ack", c3.since(&c2))]
+        [
+            ("enqueue", c1.since(&c0)),
+            ("dequeue", c2.since(&c1)),
+            ("ack", c3.since(&c2)),
+        ]
     })
 }
 
@@ -130,10 +168,17 @@ fn sqlite_throughput(batch: usize, total: usize) -> f64 {
         let mut done = 0;
         while done < total {
             q.enqueue_batch(tasks(batch, "t")).await.unwrap();
-            let got = q.dequeue(&DequeueRequest::new("w", batch as u32)).await.unwrap();
+            let got = q
+                .dequeue(&DequeueRequest::new("w", batch as u32))
+                .await
+                .unwrap();
             let acks = got
                 .into_iter()
-                .map(|l| Ack { id: l.task.id, lease_id: l.lease.id, output: json!("ok") })
+                .map(|l| Ack {
+                    id: l.task.id,
+                    lease_id: l.lease.id,
+                    output: json!("ok"),
+                })
                 .collect();
             q.ack_batch(acks).await.unwrap();
             done += batch;
@@ -161,7 +206,12 @@ fn main() {
     println!("| --- | ---: | ---: | ---: | ---: |");
     for batch in [1, 100] {
         for (name, c) in step_costs(batch) {
-            println!("| {name} | {batch} | {} | {} | {} |", c.reads(), c.keys_read, c.commits());
+            println!(
+                "| {name} | {batch} | {} | {} | {} |",
+                c.reads(),
+                c.keys_read,
+                c.commits()
+            );
         }
     }
 

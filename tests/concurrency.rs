@@ -117,9 +117,13 @@ async fn worker<K: KeyValue + Send + Sync>(s: Arc<Shared<K>>, me: u64) {
                 let out = json!({ "task": t.task.id, "lease": t.lease.id });
                 s.q.ack(&t.task.id, &t.lease.id, out).await.is_ok()
             } else if roll < 85 {
-                s.q.fail_leased(&t.task.id, &t.lease.id, "flaky", true).await.is_ok()
+                s.q.fail_leased(&t.task.id, &t.lease.id, "flaky", true)
+                    .await
+                    .is_ok()
             } else if roll < 90 {
-                s.q.fail_leased(&t.task.id, &t.lease.id, "broken", false).await.is_ok()
+                s.q.fail_leased(&t.task.id, &t.lease.id, "broken", false)
+                    .await
+                    .is_ok()
             } else {
                 false // abandoned: the lease expires and is rescued
             };
@@ -191,7 +195,11 @@ fn assert_one_live_lease(deliveries: &[Delivery]) {
     }
 }
 
-async fn run<K: KeyValue + Send + Sync + 'static>(kv: K, store: impl Fn(&K) -> Option<&MemoryKv>, tasks: u64) {
+async fn run<K: KeyValue + Send + Sync + 'static>(
+    kv: K,
+    store: impl Fn(&K) -> Option<&MemoryKv>,
+    tasks: u64,
+) {
     let (q, clock) = queue_on(kv);
     let s = Arc::new(Shared {
         q,
@@ -202,7 +210,9 @@ async fn run<K: KeyValue + Send + Sync + 'static>(kv: K, store: impl Fn(&K) -> O
         producing: AtomicBool::new(true),
     });
     let stop = Arc::new(AtomicBool::new(false));
-    let producers: Vec<_> = (0..2).map(|i| tokio::spawn(producer(s.clone(), i, tasks / 2))).collect();
+    let producers: Vec<_> = (0..2)
+        .map(|i| tokio::spawn(producer(s.clone(), i, tasks / 2)))
+        .collect();
     let workers: Vec<_> = (0..4).map(|i| tokio::spawn(worker(s.clone(), i))).collect();
     let helpers = vec![
         tokio::spawn(rescuer(s.clone(), stop.clone())),
@@ -237,8 +247,15 @@ async fn run<K: KeyValue + Send + Sync + 'static>(kv: K, store: impl Fn(&K) -> O
         }
     };
     let collected = s.q.collect_results(PIPELINE).await.unwrap();
-    let completed = statuses.values().filter(|st| matches!(st, TaskStatus::Completed { .. })).count();
-    assert_eq!(collected.len(), completed, "every completed task collected once");
+    let completed = statuses
+        .values()
+        .filter(|st| matches!(st, TaskStatus::Completed { .. }))
+        .count();
+    assert_eq!(
+        collected.len(),
+        completed,
+        "every completed task collected once"
+    );
     // Stable afterwards.
     // Let maintenance catch up with everything that happened.
     for _ in 0..5 {
@@ -250,7 +267,11 @@ async fn run<K: KeyValue + Send + Sync + 'static>(kv: K, store: impl Fn(&K) -> O
     }
     assert_eq!(s.q.collect_results(PIPELINE).await.unwrap(), collected);
     let stats = s.q.stats().await.unwrap();
-    assert_eq!((stats.pending, stats.in_progress, stats.failed), (0, 0, 0), "{stats:?}");
+    assert_eq!(
+        (stats.pending, stats.in_progress, stats.failed),
+        (0, 0, 0),
+        "{stats:?}"
+    );
     assert_eq!(stats.completed as usize, completed, "{stats:?}");
 }
 

@@ -40,7 +40,9 @@ mod memory {
 
 mod memory_decimal_counters {
     use super::*;
-    conformance_suite!(KvFixture::new(MemoryKv::with_counters(CounterEncoding::Decimal)));
+    conformance_suite!(KvFixture::new(MemoryKv::with_counters(
+        CounterEncoding::Decimal
+    )));
 }
 
 mod sqlite {

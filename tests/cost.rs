@@ -29,12 +29,19 @@ async fn lifecycle(q: &Q, n: usize) -> [KvCounts; 3] {
     let c0 = q.kv().counts();
     q.enqueue_batch(batch(n, "t")).await.unwrap();
     let c1 = q.kv().counts();
-    let got = q.dequeue(&DequeueRequest::new("w", n as u32)).await.unwrap();
+    let got = q
+        .dequeue(&DequeueRequest::new("w", n as u32))
+        .await
+        .unwrap();
     assert_eq!(got.len(), n);
     let c2 = q.kv().counts();
     let acks = got
         .into_iter()
-        .map(|l| Ack { id: l.task.id, lease_id: l.lease.id, output: json!("ok") })
+        .map(|l| Ack {
+            id: l.task.id,
+            lease_id: l.lease.id,
+            output: json!("ok"),
+        })
         .collect();
     for r in q.ack_batch(acks).await.unwrap() {
         r.unwrap();
@@ -82,7 +89,11 @@ async fn polling_an_empty_queue_writes_nothing() {
     q.rescue().await.unwrap();
     let before = q.kv().counts();
     for _ in 0..10 {
-        assert!(q.dequeue(&DequeueRequest::new("w", 10)).await.unwrap().is_empty());
+        assert!(q
+            .dequeue(&DequeueRequest::new("w", 10))
+            .await
+            .unwrap()
+            .is_empty());
     }
     assert_eq!(q.kv().counts().since(&before).commits(), 0);
 }

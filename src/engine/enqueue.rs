@@ -44,7 +44,12 @@ pub(crate) fn run<K: KeyValue>(q: &KvWorkQueue<K>, tasks: Vec<NewTask>) -> Resul
         .map(|(index, task)| {
             let id = task.id.clone().unwrap_or_else(crate::model::generate_id);
             let key = task.idempotency_key.clone().unwrap_or_else(|| id.clone());
-            Fresh { index, task, id, key }
+            Fresh {
+                index,
+                task,
+                id,
+                key,
+            }
         })
         .collect();
     let known = lookup(q, &named)?;

@@ -141,7 +141,10 @@ mod tests {
 
     #[test]
     fn counters_read_back_in_both_encodings() {
-        for kv in [MemoryKv::new(), MemoryKv::with_counters(CounterEncoding::Decimal)] {
+        for kv in [
+            MemoryKv::new(),
+            MemoryKv::with_counters(CounterEncoding::Decimal),
+        ] {
             assert_eq!(read_counter(&kv, "c").unwrap(), 0);
             kv.increment("c", 41).unwrap();
             kv.increment("c", 1).unwrap();

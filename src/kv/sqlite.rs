@@ -29,7 +29,10 @@ impl SqliteKv {
 
     /// A private in-memory database (no disk commits; for fast tests).
     pub fn in_memory() -> Result<Self, KvError> {
-        Self::from_connection(Connection::open_in_memory().map_err(unavailable)?, "default")
+        Self::from_connection(
+            Connection::open_in_memory().map_err(unavailable)?,
+            "default",
+        )
     }
 
     /// Use `conn`, storing under the store label `store`.
@@ -62,7 +65,10 @@ impl KeyValue for SqliteKv {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
         self.lock()
             .prepare_cached("SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2")
-            .and_then(|mut s| s.query_row(params![self.store, key], |r| r.get(0)).optional())
+            .and_then(|mut s| {
+                s.query_row(params![self.store, key], |r| r.get(0))
+                    .optional()
+            })
             .map_err(unavailable)
     }
 
@@ -111,7 +117,8 @@ impl KeyValue for SqliteKv {
         {
             let mut stmt = tx.prepare_cached(UPSERT).map_err(unavailable)?;
             for (k, v) in pairs {
-                stmt.execute(params![self.store, k, v]).map_err(unavailable)?;
+                stmt.execute(params![self.store, k, v])
+                    .map_err(unavailable)?;
             }
         }
         tx.commit().map_err(unavailable)
@@ -122,7 +129,10 @@ impl KeyValue for SqliteKv {
         let tx = conn.transaction().map_err(unavailable)?;
         let current: Option<Vec<u8>> = tx
             .prepare_cached("SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2")
-            .and_then(|mut s| s.query_row(params![self.store, key], |r| r.get(0)).optional())
+            .and_then(|mut s| {
+                s.query_row(params![self.store, key], |r| r.get(0))
+                    .optional()
+            })
             .map_err(unavailable)?;
         let current = match current {
             None => 0,
@@ -154,7 +164,10 @@ mod tests {
             .unwrap();
         let mut got = kv.get_many(&["a".into(), "b".into(), "c".into()]).unwrap();
         got.sort();
-        assert_eq!(got, vec![("a".into(), b"1".to_vec()), ("b".into(), b"2".to_vec())]);
+        assert_eq!(
+            got,
+            vec![("a".into(), b"1".to_vec()), ("b".into(), b"2".to_vec())]
+        );
         kv.delete("a").unwrap();
         assert_eq!(kv.get("a").unwrap(), None);
         assert_eq!(kv.increment("n", 5).unwrap(), 5);
@@ -167,6 +180,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("kv.db");
         SqliteKv::open(&path).unwrap().set("k", b"v").unwrap();
-        assert_eq!(SqliteKv::open(&path).unwrap().get("k").unwrap(), Some(b"v".to_vec()));
+        assert_eq!(
+            SqliteKv::open(&path).unwrap().get("k").unwrap(),
+            Some(b"v".to_vec())
+        );
     }
 }

@@ -187,7 +187,14 @@ impl<'a, K: KeyValue> Run<'a, K> {
     /// The cursors, to tell whether a pass moved any of them.
     fn progress(&self) -> (u64, u64, u64, u64, usize, u64) {
         let s = &self.state;
-        (s.walk, s.delayed, s.retries, s.completions, s.timers.len(), self.ring_head)
+        (
+            s.walk,
+            s.delayed,
+            s.retries,
+            s.completions,
+            s.timers.len(),
+            self.ring_head,
+        )
     }
 
     /// Read the records of `ids` afresh — except those this run already
