@@ -5,11 +5,36 @@
 #   make bench   cost and throughput figures (see README)
 
 CARGO       ?= cargo
+SPIN        ?= spin
 WASM_TARGET := wasm32-wasip2
+COMPONENTS  := wq-queue wq-worker wq-echo wq-fetch
 
-.PHONY: all test lint fmt bench
+.PHONY: all build up up-redis test lint fmt bench wasm-target
 
 all: test
+
+## The wasm32-wasip2 target, installed with rustup when missing.
+wasm-target:
+	@rustup target list --installed 2>/dev/null | grep -qx $(WASM_TARGET) \
+	  || rustup target add $(WASM_TARGET)
+
+## Build every component (release, wasm32-wasip2).
+build: wasm-target
+	$(CARGO) build --target $(WASM_TARGET) --release $(addprefix -p ,$(COMPONENTS))
+
+## Build, then serve the app with Spin (default SQLite key-value store).
+up: build
+	@command -v $(SPIN) >/dev/null || { \
+	  echo "spin is not installed. Install it with:"; \
+	  echo "  curl -fsSL https://spinframework.dev/downloads/install.sh | bash"; \
+	  echo "then move ./spin onto your PATH and run 'make up' again."; \
+	  exit 1; }
+	$(SPIN) up
+
+## The same with Redis as the key-value store (runtime-config/redis.toml).
+up-redis: build
+	@command -v $(SPIN) >/dev/null || { echo "spin is not installed (see 'make up')"; exit 1; }
+	$(SPIN) up --runtime-config-file runtime-config/redis.toml
 
 ## Formatting and lints (warnings are errors).
 lint:
@@ -20,8 +45,9 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-## Every test: unit, conformance, crash, concurrency, model-based, cost.
-test: lint
+## Every test: unit, conformance, crash, concurrency, model-based, cost,
+## API contract, component imports and end to end.
+test: lint build
 	$(CARGO) test --workspace
 
 ## Figures: write commits and reads per task, tasks/s on SQLite.

@@ -39,6 +39,9 @@
 
 #![deny(missing_docs)]
 
+pub mod api;
+#[cfg(target_arch = "wasm32")]
+mod bindings;
 pub mod clock;
 pub mod config;
 pub mod engine;
@@ -48,6 +51,9 @@ pub mod local;
 pub mod model;
 pub mod port;
 pub mod queue;
+#[cfg(target_arch = "wasm32")]
+pub mod spin_config;
+pub mod worker;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{QueueConfig, RetryPolicy};

@@ -14,12 +14,16 @@ mod faulty;
 mod memory;
 #[cfg(not(target_arch = "wasm32"))]
 mod sqlite;
+#[cfg(target_arch = "wasm32")]
+mod wasi;
 
 pub use counting::{CountingKv, KvCounts};
 pub use faulty::{FaultMode, FaultyKv};
 pub use memory::{CounterEncoding, MemoryKv};
 #[cfg(not(target_arch = "wasm32"))]
 pub use sqlite::SqliteKv;
+#[cfg(target_arch = "wasm32")]
+pub use wasi::{GetMany, WasiKv};
 
 /// Why a key-value operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,0 +1,53 @@
+//! Example executor: input `{"url"}` → `GET` it → output
+//! `{status, content_type, bytes, title}` (see
+//! [`spin_work_queue::worker::fetch_output`]). A target that cannot be
+//! reached is a 502 (retryable); a host outside `allowed_outbound_hosts` a
+//! 403.
+
+#![cfg(target_arch = "wasm32")]
+
+use spin_sdk::http::{IncomingRequest, ResponseOutparam};
+use spin_sdk::http_component;
+use spin_work_queue::worker::{
+    fetch_denied, fetch_output, fetch_target, fetch_unreachable, FETCH_TITLE_SCAN_BYTES,
+};
+use wq_spin_glue::{read_request, respond, send, Outbound, SendFailure};
+
+/// Largest input accepted.
+const MAX_INPUT_BYTES: usize = 64 * 1024;
+/// Time allowed to connect and between bytes of the target's answer.
+const FETCH_TIMEOUT_MS: u64 = 20_000;
+/// Most body bytes read (and counted in `bytes`).
+const FETCH_MAX_READ_BYTES: u64 = 64 * 1024 * 1024;
+
+#[http_component]
+async fn handle(req: IncomingRequest, out: ResponseOutparam) {
+    let request = match read_request(req, MAX_INPUT_BYTES).await {
+        Ok(r) => r,
+        Err(e) => return respond(out, &e.to_response()).await,
+    };
+    let url = match fetch_target(&request) {
+        Ok(url) => url,
+        Err(answer) => return respond(out, &answer).await,
+    };
+    let get = Outbound {
+        method: "GET".into(),
+        url: url.clone(),
+        headers: vec![("accept".into(), "text/html,*/*".into())],
+        body: Vec::new(),
+        timeout_ms: Some(FETCH_TIMEOUT_MS),
+        keep_bytes: FETCH_TITLE_SCAN_BYTES,
+        max_read_bytes: FETCH_MAX_READ_BYTES,
+    };
+    let answer = match send(get).await {
+        Ok(reply) => fetch_output(
+            reply.status,
+            reply.header("content-type"),
+            reply.total_bytes,
+            &reply.body,
+        ),
+        Err(SendFailure::Denied) => fetch_denied(&url),
+        Err(e) => fetch_unreachable(&url, &e.to_string()),
+    };
+    respond(out, &answer).await;
+}

@@ -1,0 +1,321 @@
+//! One handler per endpoint: decode the body, call the queue, encode the
+//! answer.
+
+use super::body::{decode, json_object, kind, optional_json_object, require};
+use super::error::ApiError;
+use super::request::{ApiRequest, ApiResponse};
+use super::router::Route;
+use crate::config::MAX_ENQUEUE_BATCH;
+use crate::error::QueueError;
+use crate::model::{self, Ack, DequeueRequest, NewTask};
+use crate::queue::LeasedQueue;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// Default `limit` of `GET /v1/dead-letter`.
+pub const DEAD_LETTER_LIMIT_DEFAULT: usize = 100;
+/// Largest `limit` of `GET /v1/dead-letter`.
+pub const DEAD_LETTER_LIMIT_MAX: usize = 1_000;
+
+/// Code of a 422 for a request body that is not a task or a batch.
+const INVALID_REQUEST: &str = "invalid_request";
+const INVALID_TASK: &str = "invalid_task";
+const INVALID_BATCH: &str = "invalid_batch";
+
+/// Run the handler of `route`.
+pub async fn run<Q: LeasedQueue + ?Sized>(
+    queue: &Q,
+    route: Route,
+    req: &ApiRequest,
+) -> Result<ApiResponse, ApiError> {
+    match route {
+        Route::Health => Ok(ApiResponse::json(200, &json!({"ok": true}))),
+        Route::Enqueue => enqueue(queue, req).await,
+        Route::Dequeue => dequeue(queue, req).await,
+        Route::Ack(id) => ack(queue, &id, req).await,
+        Route::Fail(id) => fail(queue, &id, req).await,
+        Route::Heartbeat(id) => heartbeat(queue, &id, req).await,
+        Route::AckBatch => ack_batch(queue, req).await,
+        Route::Task(id) => task(queue, &id).await,
+        Route::Results(pipeline_id) => results(queue, &pipeline_id).await,
+        Route::Stats => ok(&queue.stats().await?),
+        Route::DeadLetters => dead_letters(queue, req).await,
+        Route::Redrive(id) => {
+            known_id(&id)?;
+            let status = queue
+                .redrive(&id)
+                .await
+                .map_err(invalid_as(INVALID_REQUEST))?;
+            ok(&json!({ "status": status }))
+        }
+        Route::Rescue => {
+            optional_json_object(req)?;
+            ok(&queue.rescue().await?)
+        }
+    }
+}
+
+fn ok<T: serde::Serialize + ?Sized>(value: &T) -> Result<ApiResponse, ApiError> {
+    Ok(ApiResponse::json(200, value))
+}
+
+/// Map a queue error, turning `Invalid` into a 422 with `code`.
+fn invalid_as(code: &'static str) -> impl Fn(QueueError) -> ApiError {
+    move |e| match e {
+        QueueError::Invalid(message) => ApiError::unprocessable(code, message),
+        other => ApiError::Queue(other),
+    }
+}
+
+/// A path id that cannot be a task id names no task: 404.
+fn known_id(id: &str) -> Result<(), ApiError> {
+    model::validate_task_id(id)
+        .map_err(|_| ApiError::Queue(QueueError::NotFound { id: id.to_string() }))
+}
+
+/// Decode one task of an enqueue: required fields (422), types (400) and
+/// the contract's rules (422).
+fn new_task(value: Value, what: &str) -> Result<NewTask, ApiError> {
+    let Value::Object(obj) = value else {
+        return Err(ApiError::BadRequest(format!(
+            "{what} must be an object, got {}",
+            kind(&value)
+        )));
+    };
+    require(&obj, &["pipeline_id", "node_name"], INVALID_TASK, what)?;
+    let task: NewTask = decode(obj, what)?;
+    task.validate()
+        .map_err(|e| ApiError::unprocessable(INVALID_TASK, format!("{what}: {}", strip(&e))))?;
+    Ok(task)
+}
+
+/// The message of an `Invalid` error without its "invalid request: " prefix.
+fn strip(e: &QueueError) -> String {
+    match e {
+        QueueError::Invalid(m) => m.clone(),
+        other => other.to_string(),
+    }
+}
+
+async fn enqueue<Q: LeasedQueue + ?Sized>(
+    queue: &Q,
+    req: &ApiRequest,
+) -> Result<ApiResponse, ApiError> {
+    let mut obj = json_object(req)?;
+    let tasks = match obj.remove("tasks") {
+        None => vec![new_task(Value::Object(obj), "task")?],
+        Some(Value::Array(items)) => {
+            if items.is_empty() || items.len() > MAX_ENQUEUE_BATCH {
+                return Err(ApiError::unprocessable(
+                    INVALID_BATCH,
+                    format!(
+                        "tasks must hold 1..={MAX_ENQUEUE_BATCH} tasks, got {}",
+                        items.len()
+                    ),
+                ));
+            }
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| new_task(v, &format!("tasks[{i}]")))
+                .collect::<Result<Vec<_>, _>>()?
+        }
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "tasks must be an array, got {}",
+                kind(&other)
+            )))
+        }
+    };
+    let outcomes = queue
+        .enqueue_batch(tasks)
+        .await
+        .map_err(invalid_as(INVALID_TASK))?;
+    let status = if outcomes.iter().all(|o| o.duplicate) {
+        200
+    } else {
+        201
+    };
+    Ok(ApiResponse::json(status, &json!({ "tasks": outcomes })))
+}
+
+async fn dequeue<Q: LeasedQueue + ?Sized>(
+    queue: &Q,
+    req: &ApiRequest,
+) -> Result<ApiResponse, ApiError> {
+    let obj = json_object(req)?;
+    require(&obj, &["worker_id"], INVALID_REQUEST, "dequeue")?;
+    let request: DequeueRequest = decode(obj, "dequeue")?;
+    request.validate().map_err(invalid_as(INVALID_REQUEST))?;
+    let tasks = queue
+        .dequeue(&request)
+        .await
+        .map_err(invalid_as(INVALID_REQUEST))?;
+    ok(&json!({ "tasks": tasks }))
+}
+
+#[derive(Deserialize)]
+struct AckBody {
+    lease_id: String,
+    #[serde(default)]
+    output: Value,
+}
+
+async fn ack<Q: LeasedQueue + ?Sized>(
+    queue: &Q,
+    id: &str,
+    req: &ApiRequest,
+) -> Result<ApiResponse, ApiError> {
+    known_id(id)?;
+    let obj = json_object(req)?;
+    require(&obj, &["lease_id"], INVALID_REQUEST, "ack")?;
+    let body: AckBody = decode(obj, "ack")?;
+    let status = queue
+        .ack(id, &body.lease_id, body.output)
+        .await
+        .map_err(invalid_as(INVALID_REQUEST))?;
+    ok(&json!({ "status": status }))
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+struct FailBody {
+    lease_id: String,
+    error: String,
+    #[serde(default = "yes")]
+    retryable: bool,
+}
+
+async fn fail<Q: LeasedQueue + ?Sized>(
+    queue: &Q,
+    id: &str,
+    req: &ApiRequest,
+) -> Result<ApiResponse, ApiError> {
+    known_id(id)?;
+    let obj = json_object(req)?;
+    require(&obj, &["lease_id", "error"], INVALID_REQUEST, "fail")?;
+    let body: FailBody = decode(obj, "fail")?;
+    let status = queue
+        .fail_leased(id, &body.lease_id, &body.error, body.retryable)
+        .await
+        .map_err(invalid_as(INVALID_REQUEST))?;
+    ok(&json!({ "status": status }))
+}
+
+#[derive(Deserialize)]
+struct HeartbeatBody {
+    lease_id: String,
+    #[serde(default)]
+    lease_ms: Option<u64>,
+}
+
+async fn heartbeat<Q: LeasedQueue + ?Sized>(
+    queue: &Q,
+    id: &str,
+    req: &ApiRequest,
+) -> Result<ApiResponse, ApiError> {
+    known_id(id)?;
+    let obj = json_object(req)?;
+    require(&obj, &["lease_id"], INVALID_REQUEST, "heartbeat")?;
+    let body: HeartbeatBody = decode(obj, "heartbeat")?;
+    if let Some(ms) = body.lease_ms {
+        model::validate_lease_ms(ms).map_err(invalid_as(INVALID_REQUEST))?;
+    }
+    let expires_at = queue
+        .heartbeat(id, &body.lease_id, body.lease_ms)
+        .await
+        .map_err(invalid_as(INVALID_REQUEST))?;
+    ok(&json!({ "expires_at": expires_at }))
+}
+
+async fn ack_batch<Q: LeasedQueue + ?Sized>(
+    queue: &Q,
+    req: &ApiRequest,
+) -> Result<ApiResponse, ApiError> {
+    let mut obj = json_object(req)?;
+    require(&obj, &["acks"], INVALID_BATCH, "ack batch")?;
+    let items = match obj.remove("acks") {
+        Some(Value::Array(items)) => items,
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "acks must be an array, got {}",
+                kind(&other.unwrap_or(Value::Null))
+            )))
+        }
+    };
+    if items.len() > MAX_ENQUEUE_BATCH {
+        return Err(ApiError::unprocessable(
+            INVALID_BATCH,
+            format!(
+                "acks must hold at most {MAX_ENQUEUE_BATCH} entries, got {}",
+                items.len()
+            ),
+        ));
+    }
+    let mut acks = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let what = format!("acks[{i}]");
+        let Value::Object(entry) = item else {
+            return Err(ApiError::BadRequest(format!("{what} must be an object")));
+        };
+        require(&entry, &["id", "lease_id"], INVALID_BATCH, &what)?;
+        acks.push(decode::<Ack>(entry, &what)?);
+    }
+    let ids: Vec<String> = acks.iter().map(|a| a.id.clone()).collect();
+    let outcomes = queue
+        .ack_batch(acks)
+        .await
+        .map_err(invalid_as(INVALID_BATCH))?;
+    let results: Vec<Value> = ids
+        .into_iter()
+        .zip(outcomes)
+        .map(|(id, outcome)| match outcome {
+            Ok(_) => json!({ "id": id, "ok": true }),
+            Err(e) => json!({ "id": id, "ok": false, "error": ApiError::from(e).to_json() }),
+        })
+        .collect();
+    ok(&json!({ "results": results }))
+}
+
+async fn task<Q: LeasedQueue + ?Sized>(queue: &Q, id: &str) -> Result<ApiResponse, ApiError> {
+    known_id(id)?;
+    match queue.task(id).await? {
+        Some(info) => ok(&info),
+        None => Err(QueueError::NotFound { id: id.to_string() }.into()),
+    }
+}
+
+async fn results<Q: LeasedQueue + ?Sized>(
+    queue: &Q,
+    pipeline_id: &str,
+) -> Result<ApiResponse, ApiError> {
+    let results: Vec<Value> = queue
+        .collect_results(pipeline_id)
+        .await?
+        .into_iter()
+        .map(|(node_name, output)| json!({ "node_name": node_name, "output": output }))
+        .collect();
+    ok(&json!({ "results": results }))
+}
+
+async fn dead_letters<Q: LeasedQueue + ?Sized>(
+    queue: &Q,
+    req: &ApiRequest,
+) -> Result<ApiResponse, ApiError> {
+    let limit = match req.query_param("limit") {
+        None => DEAD_LETTER_LIMIT_DEFAULT,
+        Some(raw) => raw
+            .parse::<usize>()
+            .map_err(|_| ApiError::BadRequest(format!("limit must be a number, got {raw:?}")))?,
+    };
+    if !(1..=DEAD_LETTER_LIMIT_MAX).contains(&limit) {
+        return Err(ApiError::unprocessable(
+            INVALID_REQUEST,
+            format!("limit must be 1..={DEAD_LETTER_LIMIT_MAX}, got {limit}"),
+        ));
+    }
+    ok(&json!({ "tasks": queue.dead_letters(limit).await? }))
+}

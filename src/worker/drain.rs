@@ -1,0 +1,350 @@
+//! [`drain`]: dequeue batches, execute each task, ack (in batch) or fail
+//! it, keep the leases alive, stop on `max_tasks`, the time budget or an
+//! empty queue.
+
+use super::executor::{classify, Execution, Executor, ExecutorRequest};
+use super::routes::ExecutorRoutes;
+use crate::clock::Clock;
+use crate::config::{MAX_DEQUEUE_BATCH, MAX_LEASE_MS, MIN_LEASE_MS};
+use crate::error::QueueError;
+use crate::model::{Ack, DequeueRequest, LeasedTask};
+use crate::queue::LeasedQueue;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// Default of `max_tasks`.
+pub const MAX_TASKS_DEFAULT: u32 = 100;
+/// Largest accepted `max_tasks`.
+pub const MAX_TASKS_LIMIT: u32 = 10_000;
+/// Default of `batch`.
+pub const BATCH_DEFAULT: u32 = 10;
+/// Default of `budget_ms`.
+pub const BUDGET_MS_DEFAULT: u64 = 20_000;
+/// Largest accepted `budget_ms` (10 minutes).
+pub const BUDGET_MS_LIMIT: u64 = 600_000;
+/// Default time allowed to one executor call.
+pub const EXECUTOR_TIMEOUT_MS_DEFAULT: u64 = 25_000;
+/// Slack kept between a lease's expiry and the end of an executor call.
+pub const LEASE_MARGIN_MS: u64 = 5_000;
+
+/// The body of `POST /worker/drain`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrainRequest {
+    /// Most tasks to process in this drain.
+    #[serde(default = "max_tasks_default")]
+    pub max_tasks: u32,
+    /// Tasks taken per dequeue (1..=100).
+    #[serde(default = "batch_default")]
+    pub batch: u32,
+    /// Time after which no new batch is taken.
+    #[serde(default = "budget_default")]
+    pub budget_ms: u64,
+}
+
+fn max_tasks_default() -> u32 {
+    MAX_TASKS_DEFAULT
+}
+fn batch_default() -> u32 {
+    BATCH_DEFAULT
+}
+fn budget_default() -> u64 {
+    BUDGET_MS_DEFAULT
+}
+
+impl Default for DrainRequest {
+    fn default() -> Self {
+        Self {
+            max_tasks: MAX_TASKS_DEFAULT,
+            batch: BATCH_DEFAULT,
+            budget_ms: BUDGET_MS_DEFAULT,
+        }
+    }
+}
+
+impl DrainRequest {
+    /// Check the ranges; the error is a message for a 422.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=MAX_TASKS_LIMIT).contains(&self.max_tasks) {
+            return Err(format!(
+                "max_tasks must be 1..={MAX_TASKS_LIMIT}, got {}",
+                self.max_tasks
+            ));
+        }
+        if !(1..=MAX_DEQUEUE_BATCH).contains(&self.batch) {
+            return Err(format!(
+                "batch must be 1..={MAX_DEQUEUE_BATCH}, got {}",
+                self.batch
+            ));
+        }
+        if !(1..=BUDGET_MS_LIMIT).contains(&self.budget_ms) {
+            return Err(format!(
+                "budget_ms must be 1..={BUDGET_MS_LIMIT}, got {}",
+                self.budget_ms
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What a drain did: the response body of `POST /worker/drain`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrainReport {
+    /// Tasks taken from the queue.
+    pub processed: u64,
+    /// Tasks executed and acknowledged.
+    pub succeeded: u64,
+    /// Tasks failed (retry scheduled or dead-lettered).
+    pub failed: u64,
+    /// Tasks whose lease was lost before they could be finished.
+    pub lease_lost: u64,
+    /// True when the drain stopped on `max_tasks` or its budget while the
+    /// queue still had work: the caller should drain again.
+    pub more: bool,
+}
+
+/// A drain stopped by a store failure; the leases it held expire and their
+/// tasks are rescued.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("drain stopped after {} tasks: {source}", partial.processed)]
+pub struct DrainError {
+    /// What was done before the failure.
+    pub partial: DrainReport,
+    /// The failure.
+    #[source]
+    pub source: QueueError,
+}
+
+/// Everything a drain needs besides the queue and the executor.
+#[derive(Clone)]
+pub struct DrainSettings {
+    /// Recorded as the tasks' `InProgress { worker_id }`.
+    pub worker_id: String,
+    /// Where each node executes.
+    pub routes: ExecutorRoutes,
+    /// Time allowed to one executor call.
+    pub executor_timeout_ms: u64,
+    /// Lease asked for on dequeue and heartbeat.
+    pub lease_ms: u64,
+    /// Time source (the same as the queue's).
+    pub clock: Arc<dyn Clock>,
+}
+
+impl DrainSettings {
+    /// Settings whose lease outlasts one executor call by
+    /// [`LEASE_MARGIN_MS`]: `max(default_lease_ms, timeout + margin)`.
+    pub fn new(
+        worker_id: impl Into<String>,
+        routes: ExecutorRoutes,
+        executor_timeout_ms: u64,
+        default_lease_ms: u64,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let lease_ms = default_lease_ms
+            .max(executor_timeout_ms.saturating_add(LEASE_MARGIN_MS))
+            .clamp(MIN_LEASE_MS, MAX_LEASE_MS);
+        Self {
+            worker_id: worker_id.into(),
+            routes,
+            executor_timeout_ms,
+            lease_ms,
+            clock,
+        }
+    }
+
+    /// Whether leases expiring at `expiry` must be renewed before starting
+    /// a call at `now`: half the lease has passed, or the call could
+    /// outlive the lease.
+    fn needs_renewal(&self, now: u64, expiry: u64) -> bool {
+        let remaining = expiry.saturating_sub(now);
+        remaining < self.lease_ms / 2
+            || remaining < self.executor_timeout_ms.saturating_add(LEASE_MARGIN_MS / 5)
+    }
+}
+
+/// Drain the queue: dequeue batches of `req.batch`, execute each task
+/// through `executor`, ack the successes in one batch per dequeue, fail
+/// the failures, until `max_tasks` tasks were taken, the budget is spent
+/// (checked between batches) or a dequeue comes back short.
+///
+/// Leases: before each call, when half the lease has passed (or the call
+/// could outlive it), the pending acks are flushed and the batch's
+/// remaining leases are heartbeated; a task whose lease was lost is
+/// skipped and counted in `lease_lost`.
+pub async fn drain<Q, E>(
+    queue: &Q,
+    executor: &E,
+    settings: &DrainSettings,
+    req: &DrainRequest,
+) -> Result<DrainReport, DrainError>
+where
+    Q: LeasedQueue + ?Sized,
+    E: Executor + ?Sized,
+{
+    let mut run = Run {
+        queue,
+        executor,
+        settings,
+        report: DrainReport::default(),
+    };
+    match run.all(req).await {
+        Ok(()) => Ok(run.report),
+        Err(source) => Err(DrainError {
+            partial: run.report,
+            source,
+        }),
+    }
+}
+
+struct Run<'a, Q: ?Sized, E: ?Sized> {
+    queue: &'a Q,
+    executor: &'a E,
+    settings: &'a DrainSettings,
+    report: DrainReport,
+}
+
+impl<Q: LeasedQueue + ?Sized, E: Executor + ?Sized> Run<'_, Q, E> {
+    async fn all(&mut self, req: &DrainRequest) -> Result<(), QueueError> {
+        let start = self.settings.clock.now_ms();
+        let max_tasks = u64::from(req.max_tasks);
+        loop {
+            let left = max_tasks.saturating_sub(self.report.processed);
+            let spent = self.settings.clock.now_ms().saturating_sub(start) >= req.budget_ms;
+            if left == 0 || spent {
+                self.report.more = true;
+                return Ok(());
+            }
+            let want = left.min(u64::from(req.batch)) as u32;
+            let dequeue = DequeueRequest {
+                worker_id: self.settings.worker_id.clone(),
+                max: want,
+                lease_ms: Some(self.settings.lease_ms),
+            };
+            let batch = self.queue.dequeue(&dequeue).await?;
+            let short = batch.len() < want as usize;
+            self.report.processed += batch.len() as u64;
+            self.batch(batch).await?;
+            if short {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn batch(&mut self, batch: Vec<LeasedTask>) -> Result<(), QueueError> {
+        let mut live: Vec<Option<LeasedTask>> = batch.into_iter().map(Some).collect();
+        let mut expiry = min_expiry(live.iter().flatten());
+        let mut acks: Vec<Ack> = Vec::new();
+        for i in 0..live.len() {
+            if live[i].is_none() {
+                continue;
+            }
+            let now = self.settings.clock.now_ms();
+            if self.settings.needs_renewal(now, expiry) {
+                self.flush(&mut acks).await?;
+                expiry = self.renew(&mut live[i..]).await?;
+            }
+            let Some(leased) = live[i].take() else {
+                continue;
+            };
+            let url = self.settings.routes.url_for(&leased.task.node_name);
+            let call =
+                ExecutorRequest::for_task(&leased.task, url, self.settings.executor_timeout_ms);
+            match classify(self.executor.call(call).await) {
+                Execution::Succeeded(output) => acks.push(Ack {
+                    id: leased.task.id,
+                    lease_id: leased.lease.id,
+                    output,
+                }),
+                Execution::Failed { error, retryable } => {
+                    let outcome = self
+                        .queue
+                        .fail_leased(&leased.task.id, &leased.lease.id, &error, retryable)
+                        .await;
+                    self.count(outcome.map(drop), Counter::Failed)?;
+                }
+            }
+        }
+        self.flush(&mut acks).await
+    }
+
+    /// Ack the collected successes in one call.
+    async fn flush(&mut self, acks: &mut Vec<Ack>) -> Result<(), QueueError> {
+        if acks.is_empty() {
+            return Ok(());
+        }
+        let results = self.queue.ack_batch(std::mem::take(acks)).await?;
+        for result in results {
+            self.count(result.map(drop), Counter::Succeeded)?;
+        }
+        Ok(())
+    }
+
+    /// Heartbeat every live lease; drop the lost ones. Returns the earliest
+    /// new expiry.
+    async fn renew(&mut self, live: &mut [Option<LeasedTask>]) -> Result<u64, QueueError> {
+        let mut expiry = u64::MAX;
+        for slot in live.iter_mut() {
+            let Some(leased) = slot else { continue };
+            let beat = self
+                .queue
+                .heartbeat(
+                    &leased.task.id,
+                    &leased.lease.id,
+                    Some(self.settings.lease_ms),
+                )
+                .await;
+            match beat {
+                Ok(at) => {
+                    leased.lease.expires_at = at;
+                    expiry = expiry.min(at);
+                }
+                Err(e) if is_lost(&e) => {
+                    *slot = None;
+                    self.report.lease_lost += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(expiry)
+    }
+
+    /// Count one finished task, or a lost lease; other errors stop the
+    /// drain.
+    fn count(
+        &mut self,
+        outcome: Result<(), QueueError>,
+        counter: Counter,
+    ) -> Result<(), QueueError> {
+        match outcome {
+            Ok(()) => {
+                match counter {
+                    Counter::Succeeded => self.report.succeeded += 1,
+                    Counter::Failed => self.report.failed += 1,
+                }
+                Ok(())
+            }
+            Err(e) if is_lost(&e) => {
+                self.report.lease_lost += 1;
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Counter {
+    Succeeded,
+    Failed,
+}
+
+/// Errors meaning "this delivery is no longer ours to finish".
+fn is_lost(e: &QueueError) -> bool {
+    matches!(
+        e,
+        QueueError::LeaseLost { .. } | QueueError::WrongState { .. } | QueueError::NotFound { .. }
+    )
+}
+
+fn min_expiry<'a>(tasks: impl Iterator<Item = &'a LeasedTask>) -> u64 {
+    tasks.map(|t| t.lease.expires_at).min().unwrap_or(u64::MAX)
+}

@@ -1,0 +1,183 @@
+//! The HTTP layer of the API: routing (404, 405), bearer auth (401), body
+//! limit (413), content type (415), `HEAD`, store failures (500), push
+//! dispatch hints, and `openapi.yaml` matching the router.
+
+mod api_support;
+
+use api_support::{assert_error, setup, setup_with, task, DownQueue, LEASE_MS};
+use serde_json::json;
+use spin_work_queue::api::{self, ApiConfig, ApiRequest};
+
+#[tokio::test]
+async fn unknown_routes_are_404_and_wrong_methods_405_with_allow() {
+    for fx in setup() {
+        for path in ["/v1/nope", "/v2/tasks", "/", "/v1/tasks/a/b/c"] {
+            let (status, out) = fx.get(path).await;
+            assert_error(status, &out, 404, "not_found");
+        }
+        let resp = fx.call(ApiRequest::new("GET", "/v1/dequeue")).await;
+        assert_error(resp.status, &resp.json_body(), 405, "method_not_allowed");
+        assert_eq!(resp.header("allow"), Some("POST"));
+        let resp = fx.call(ApiRequest::new("DELETE", "/v1/tasks/t1")).await;
+        assert_eq!((resp.status, resp.header("allow")), (405, Some("GET")));
+    }
+}
+
+#[tokio::test]
+async fn a_configured_token_is_required_on_v1_only() {
+    for fx in setup_with(ApiConfig {
+        api_token: Some("s3cret".into()),
+        ..ApiConfig::default()
+    }) {
+        let resp = fx.call(ApiRequest::new("GET", "/v1/stats")).await;
+        assert_error(resp.status, &resp.json_body(), 401, "unauthorized");
+        assert_eq!(resp.header("www-authenticate"), Some("Bearer"));
+        let wrong =
+            ApiRequest::new("GET", "/v1/stats").with_header("authorization", "Bearer guess");
+        assert_eq!(fx.call(wrong).await.status, 401);
+        let unknown = ApiRequest::new("GET", "/v1/secret-route");
+        assert_eq!(
+            fx.call(unknown).await.status,
+            401,
+            "routes are not revealed"
+        );
+        let right =
+            ApiRequest::new("GET", "/v1/stats").with_header("Authorization", "Bearer s3cret");
+        assert_eq!(fx.call(right).await.status, 200);
+        assert_eq!(fx.get("/healthz").await.0, 200);
+    }
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_413() {
+    for fx in setup_with(ApiConfig {
+        max_body_bytes: 1024,
+        ..ApiConfig::default()
+    }) {
+        let big = json!({"pipeline_id": "p", "node_name": "a", "input": "x".repeat(2000)});
+        let (status, out) = fx.post("/v1/tasks", big).await;
+        assert_error(status, &out, 413, "payload_too_large");
+        let declared =
+            ApiRequest::json("POST", "/v1/tasks", &task("a")).with_header("content-length", "4096");
+        let resp = fx.call(declared).await;
+        assert_eq!(resp.status, 413);
+    }
+}
+
+#[tokio::test]
+async fn a_non_json_body_is_415() {
+    for fx in setup() {
+        let req = ApiRequest::new("POST", "/v1/tasks")
+            .with_header("content-type", "application/x-www-form-urlencoded")
+            .with_body(b"pipeline_id=p".to_vec());
+        let resp = fx.call(req).await;
+        assert_error(
+            resp.status,
+            &resp.json_body(),
+            415,
+            "unsupported_media_type",
+        );
+        let charset = ApiRequest::new("POST", "/v1/tasks")
+            .with_header("content-type", "application/json; charset=utf-8")
+            .with_body(task("a").to_string().into_bytes());
+        assert_eq!(fx.call(charset).await.status, 201);
+    }
+}
+
+#[tokio::test]
+async fn head_answers_like_get_without_a_body() {
+    for fx in setup() {
+        let resp = fx.call(ApiRequest::new("HEAD", "/v1/stats")).await;
+        assert_eq!(resp.status, 200);
+        assert!(resp.body.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn store_failures_are_500_store_unavailable() {
+    let config = ApiConfig::default();
+    for req in [
+        ApiRequest::json("POST", "/v1/tasks", &task("a")),
+        ApiRequest::json("POST", "/v1/dequeue", &json!({"worker_id": "w"})),
+        ApiRequest::new("GET", "/v1/stats"),
+        ApiRequest::new("GET", "/v1/tasks/t1"),
+    ] {
+        let resp = api::handle(&DownQueue, &config, &req).await;
+        assert_error(resp.status, &resp.json_body(), 500, "store_unavailable");
+    }
+    let health = api::handle(&DownQueue, &config, &ApiRequest::new("GET", "/healthz")).await;
+    assert_eq!(health.status, 200, "health does not touch the store");
+}
+
+#[tokio::test]
+async fn new_work_triggers_a_dispatch_and_duplicates_do_not() {
+    for fx in setup() {
+        let body = json!({"id": "t1", "pipeline_id": "p", "node_name": "a"});
+        let req = ApiRequest::json("POST", "/v1/tasks", &body);
+        let resp = fx.call(req.clone()).await;
+        assert!(api::triggers_dispatch(&req, &resp));
+        let resp = fx.call(req.clone()).await;
+        assert!(
+            !api::triggers_dispatch(&req, &resp),
+            "a duplicate adds no work"
+        );
+        let stats = ApiRequest::new("GET", "/v1/stats");
+        let resp = fx.call(stats.clone()).await;
+        assert!(!api::triggers_dispatch(&stats, &resp));
+        let rescue = ApiRequest::new("POST", "/v1/maintenance/rescue");
+        let idle = fx.call(rescue.clone()).await;
+        assert!(!api::triggers_dispatch(&rescue, &idle), "nothing rescued");
+        fx.dequeue(1).await;
+        fx.clock.advance(LEASE_MS + 1);
+        let busy = fx.call(rescue.clone()).await;
+        assert!(
+            api::triggers_dispatch(&rescue, &busy),
+            "{:?}",
+            busy.json_body()
+        );
+    }
+}
+
+/// `(method, path)` of every operation in `openapi.yaml` (a line-based
+/// read: paths are indented two spaces, methods four).
+fn openapi_operations() -> Vec<(String, String)> {
+    let spec = include_str!("../openapi.yaml");
+    let mut ops = Vec::new();
+    let mut in_paths = false;
+    let mut path = String::new();
+    for line in spec.lines() {
+        if !line.starts_with(' ') && !line.is_empty() {
+            in_paths = line == "paths:";
+            continue;
+        }
+        if !in_paths {
+            continue;
+        }
+        if let Some(p) = line.strip_prefix("  /").and_then(|p| p.strip_suffix(':')) {
+            path = format!("/{p}");
+        } else if let Some(m) = line.strip_prefix("    ").and_then(|m| m.strip_suffix(':')) {
+            if ["get", "post", "put", "delete", "patch"].contains(&m) {
+                ops.push((m.to_ascii_uppercase(), path.clone()));
+            }
+        }
+    }
+    ops
+}
+
+#[test]
+fn openapi_describes_exactly_the_routes_of_the_api() {
+    let ops = openapi_operations();
+    let api_ops: Vec<_> = ops
+        .iter()
+        .filter(|(_, p)| !p.starts_with("/worker/"))
+        .collect();
+    assert_eq!(api_ops.len(), 13, "{ops:?}");
+    for (method, path) in api_ops {
+        let concrete = path.replace("{id}", "t1").replace("{pipeline_id}", "p1");
+        assert!(
+            api::route(method, &concrete).is_ok(),
+            "openapi.yaml has {method} {path}, the router does not"
+        );
+    }
+    assert!(ops.contains(&("POST".into(), "/worker/drain".into())));
+}

@@ -1,0 +1,141 @@
+//! `spin.toml` matches the code: every variable a component reads is an
+//! application variable with a default and is mapped into that component;
+//! the routes reach the right components; only the queue and the worker
+//! get the key-value store.
+
+use spin_work_queue::api::ApiConfig;
+use spin_work_queue::worker::WorkerConfig;
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use toml::Value;
+
+/// Read by the components' glue besides the configs: the `get-many` mode.
+const GLUE_VARIABLES: &[&str] = &["kv_get_many"];
+
+fn manifest() -> Value {
+    let text = include_str!("../spin.toml");
+    Value::Table(toml::from_str(text).expect("spin.toml parses"))
+}
+
+/// The variable names a config constructor asks for.
+fn names_read(read: impl Fn(&dyn Fn(&str) -> Option<String>)) -> BTreeSet<String> {
+    let seen = RefCell::new(BTreeSet::new());
+    read(&|name: &str| {
+        seen.borrow_mut().insert(name.to_string());
+        None
+    });
+    let mut names = seen.into_inner();
+    names.extend(GLUE_VARIABLES.iter().map(|s| s.to_string()));
+    names
+}
+
+fn component<'a>(m: &'a Value, id: &str) -> &'a Value {
+    &m["component"][id]
+}
+
+fn table_keys(v: Option<&Value>) -> BTreeSet<String> {
+    v.and_then(Value::as_table)
+        .map(|t| t.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn every_variable_read_is_declared_with_a_default_and_mapped() {
+    let m = manifest();
+    let app = m["variables"].as_table().expect("[variables]");
+    let queue_reads = names_read(|var| {
+        ApiConfig::from_lookup(var).expect("defaults are valid");
+    });
+    let worker_reads = names_read(|var| {
+        WorkerConfig::from_lookup(var).expect("defaults are valid");
+    });
+    assert!(queue_reads.contains("api_token") && queue_reads.contains("worker_url"));
+    assert!(worker_reads.contains("executors") && worker_reads.contains("executor_timeout_ms"));
+    for (id, reads) in [("queue", &queue_reads), ("worker", &worker_reads)] {
+        let mapped = table_keys(component(&m, id).get("variables"));
+        for name in reads {
+            let decl = app
+                .get(name)
+                .unwrap_or_else(|| panic!("{name} is not an app variable"));
+            assert!(decl.get("default").is_some(), "{name} has no default");
+            assert!(mapped.contains(name), "{id} does not map {name}");
+        }
+    }
+}
+
+#[test]
+fn variable_defaults_are_the_code_defaults() {
+    let m = manifest();
+    let vars = &m["variables"];
+    let default = |name: &str| {
+        vars[name]["default"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let from_manifest = WorkerConfig::from_lookup(|name| vars.get(name).map(|_| default(name)))
+        .expect("the manifest's defaults are valid");
+    assert_eq!(from_manifest, WorkerConfig::default());
+}
+
+#[test]
+fn routes_reach_their_components() {
+    let m = manifest();
+    let routes: BTreeSet<(String, String)> = m["trigger"]["http"]
+        .as_array()
+        .expect("[[trigger.http]]")
+        .iter()
+        .map(|t| {
+            (
+                t["route"].as_str().unwrap_or_default().to_string(),
+                t["component"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    for (route, id) in [
+        ("/v1/...", "queue"),
+        ("/healthz", "queue"),
+        ("/worker/...", "worker"),
+        ("/executors/echo", "echo"),
+        ("/executors/echo/...", "echo"),
+        ("/executors/fetch", "fetch"),
+        ("/executors/fetch/...", "fetch"),
+    ] {
+        assert!(
+            routes.contains(&(route.into(), id.into())),
+            "{route} → {id} missing"
+        );
+    }
+}
+
+#[test]
+fn only_the_queue_and_the_worker_open_the_store() {
+    let m = manifest();
+    for (id, wants_kv) in [
+        ("queue", true),
+        ("worker", true),
+        ("echo", false),
+        ("fetch", false),
+    ] {
+        let c = component(&m, id);
+        let stores: Vec<&str> = c
+            .get("key_value_stores")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let expected: &[&str] = if wants_kv { &["default"] } else { &[] };
+        assert_eq!(stores, expected, "{id}");
+        let build = c["build"]["command"].as_str().unwrap_or_default();
+        assert_eq!(
+            build,
+            format!("cargo build --target wasm32-wasip2 --release -p wq-{id}")
+        );
+        let source = c["source"].as_str().unwrap_or_default();
+        assert_eq!(source, format!("target/wasm32-wasip2/release/wq_{id}.wasm"));
+    }
+    for id in ["queue", "worker"] {
+        let hosts = &component(&m, id)["allowed_outbound_hosts"];
+        assert_eq!(hosts.as_array().map(Vec::len), Some(1), "{id}: {hosts}");
+        assert_eq!(hosts[0].as_str(), Some("http://self"), "{id}");
+    }
+}

@@ -1,0 +1,443 @@
+//! The worker's drain (`POST /worker/drain`) with a scripted executor and
+//! a manual clock, against every queue implementation in
+//! `api_support::implementations`.
+
+mod api_support;
+
+use api_support::implementations;
+use async_trait::async_trait;
+use serde_json::{json, Value};
+use spin_work_queue::api::{ApiConfig, ApiRequest};
+use spin_work_queue::config::QueueConfig;
+use spin_work_queue::model::NewTask;
+use spin_work_queue::worker::{
+    drain, handle_drain, DrainRequest, DrainSettings, Executor, ExecutorReply, ExecutorRequest,
+    ExecutorRoutes, HEADER_ATTEMPT, HEADER_NODE_NAME, HEADER_TASK_ID,
+};
+use spin_work_queue::{LeasedQueue, ManualClock, RetryPolicy, TaskStatus};
+use std::cell::RefCell;
+use std::sync::Arc;
+
+const START_MS: u64 = 1_700_000_000_000;
+const TIMEOUT_MS: u64 = 1_000;
+const LEASE_MS: u64 = 10_000;
+
+/// A queue, drain settings and a manual clock.
+struct Fixture {
+    name: &'static str,
+    queue: Box<dyn LeasedQueue>,
+    clock: ManualClock,
+    settings: DrainSettings,
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("failed against {}", self.name);
+        }
+    }
+}
+
+/// One fixture per implementation.
+fn setup() -> Vec<Fixture> {
+    implementations()
+        .into_iter()
+        .map(|(name, make)| {
+            let clock = ManualClock::new(START_MS);
+            let config = QueueConfig {
+                default_lease_ms: LEASE_MS,
+                retry: RetryPolicy {
+                    base_ms: 1_000,
+                    max_ms: 1_000,
+                    jitter: 0.0,
+                },
+                ..QueueConfig::default()
+            };
+            let routes =
+                ExecutorRoutes::parse(r#"{"remote": "https://exec.example/run"}"#, "/executors")
+                    .expect("valid routes");
+            let settings = DrainSettings::new(
+                "w-test",
+                routes,
+                TIMEOUT_MS,
+                LEASE_MS,
+                Arc::new(clock.clone()),
+            );
+            Fixture {
+                name,
+                queue: make(config, Arc::new(clock.clone())),
+                clock,
+                settings,
+            }
+        })
+        .collect()
+}
+
+impl Fixture {
+    async fn enqueue(&self, nodes: &[&str]) -> Vec<String> {
+        let tasks = nodes
+            .iter()
+            .map(|n| NewTask::new("p", *n, json!({"node": n})))
+            .collect();
+        let out = self.queue.enqueue_batch(tasks).await.expect("enqueued");
+        out.into_iter().map(|e| e.id).collect()
+    }
+
+    async fn status(&self, id: &str) -> TaskStatus {
+        self.queue
+            .status(id)
+            .await
+            .expect("status")
+            .expect("known task")
+    }
+
+    fn executor<F: Fn(&ExecutorRequest) -> Step>(&self, script: F) -> Scripted<'_, F> {
+        Scripted {
+            queue: &*self.queue,
+            clock: &self.clock,
+            script,
+            calls: RefCell::new(Vec::new()),
+        }
+    }
+}
+
+/// What the scripted executor does for one call.
+struct Step {
+    reply: ExecutorReply,
+    /// Time the call takes.
+    takes_ms: u64,
+    /// Run the queue's maintenance after the call (a concurrent rescuer).
+    then_rescue: bool,
+}
+
+fn answer(status: u16, body: Value) -> Step {
+    Step {
+        reply: ExecutorReply::Response {
+            status,
+            body: body.to_string().into_bytes(),
+        },
+        takes_ms: 0,
+        then_rescue: false,
+    }
+}
+
+/// An executor that follows a script, records its calls, moves the clock
+/// and can rescue behind the worker's back.
+struct Scripted<'a, F> {
+    queue: &'a dyn LeasedQueue,
+    clock: &'a ManualClock,
+    script: F,
+    calls: RefCell<Vec<ExecutorRequest>>,
+}
+
+#[async_trait(?Send)]
+impl<F: Fn(&ExecutorRequest) -> Step> Executor for Scripted<'_, F> {
+    async fn call(&self, req: ExecutorRequest) -> ExecutorReply {
+        let step = (self.script)(&req);
+        self.calls.borrow_mut().push(req);
+        self.clock.advance(step.takes_ms);
+        if step.then_rescue {
+            self.queue.rescue().await.expect("rescue");
+        }
+        step.reply
+    }
+}
+
+fn header<'a>(req: &'a ExecutorRequest, name: &str) -> &'a str {
+    req.headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("")
+}
+
+fn node(req: &ExecutorRequest) -> &str {
+    header(req, HEADER_NODE_NAME)
+}
+
+#[tokio::test]
+async fn successes_are_acked_with_the_executor_output() {
+    for fx in setup() {
+        let ids = fx.enqueue(&["a", "b", "remote"]).await;
+        let exec = fx.executor(|req| answer(200, json!({"echo": node(req)})));
+        let report = drain(&*fx.queue, &exec, &fx.settings, &DrainRequest::default())
+            .await
+            .expect("drained");
+        assert_eq!(
+            (report.processed, report.succeeded, report.failed),
+            (3, 3, 0)
+        );
+        assert!(!report.more);
+        assert_eq!(
+            fx.status(&ids[0]).await,
+            TaskStatus::Completed {
+                output: json!({"echo": "a"})
+            }
+        );
+        let calls = exec.calls.borrow();
+        let urls: Vec<&str> = calls.iter().map(|c| c.url.as_str()).collect();
+        assert_eq!(
+            urls,
+            ["/executors/a", "/executors/b", "https://exec.example/run"]
+        );
+        assert_eq!(header(&calls[0], HEADER_TASK_ID), ids[0]);
+        assert_eq!(header(&calls[0], HEADER_ATTEMPT), "0");
+        assert_eq!(calls[0].body, br#"{"node":"a"}"#);
+        assert_eq!(calls[0].timeout_ms, TIMEOUT_MS);
+    }
+}
+
+#[tokio::test]
+async fn client_errors_dead_letter_and_the_rest_retry() {
+    for fx in setup() {
+        let ids = fx.enqueue(&["bad", "boom", "slow", "down"]).await;
+        let exec = fx.executor(|req| match node(req) {
+            "bad" => answer(422, json!({"error": "no"})),
+            "boom" => answer(503, json!({})),
+            "slow" => Step {
+                reply: ExecutorReply::Timeout,
+                ..answer(0, Value::Null)
+            },
+            _ => Step {
+                reply: ExecutorReply::Unreachable("refused".into()),
+                ..answer(0, Value::Null)
+            },
+        });
+        let report = drain(&*fx.queue, &exec, &fx.settings, &DrainRequest::default())
+            .await
+            .expect("drained");
+        assert_eq!(
+            (report.processed, report.succeeded, report.failed),
+            (4, 0, 4)
+        );
+        assert!(matches!(
+            fx.status(&ids[0]).await,
+            TaskStatus::DeadLetter { .. }
+        ));
+        for id in &ids[1..] {
+            assert!(
+                matches!(fx.status(id).await, TaskStatus::Failed { attempt: 0, .. }),
+                "{id} should wait for a retry"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_retried_task_is_delivered_as_its_next_attempt() {
+    for fx in setup() {
+        let ids = fx.enqueue(&["flaky"]).await;
+        let exec = fx.executor(|req| match header(req, HEADER_ATTEMPT) {
+            "0" => answer(500, json!("first try fails")),
+            _ => answer(200, json!("second works")),
+        });
+        drain(&*fx.queue, &exec, &fx.settings, &DrainRequest::default())
+            .await
+            .unwrap();
+        fx.clock.advance(5_000);
+        fx.queue.rescue().await.unwrap();
+        let report = drain(&*fx.queue, &exec, &fx.settings, &DrainRequest::default())
+            .await
+            .unwrap();
+        assert_eq!(report.succeeded, 1);
+        assert_eq!(
+            fx.status(&ids[0]).await,
+            TaskStatus::Completed {
+                output: json!("second works")
+            }
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_drain_stops_at_max_tasks_and_asks_for_more() {
+    for fx in setup() {
+        fx.enqueue(&["a", "b", "c", "d", "e"]).await;
+        let exec = fx.executor(|_| answer(200, json!(1)));
+        let req = DrainRequest {
+            max_tasks: 4,
+            batch: 2,
+            ..DrainRequest::default()
+        };
+        let report = drain(&*fx.queue, &exec, &fx.settings, &req).await.unwrap();
+        assert_eq!((report.processed, report.succeeded), (4, 4));
+        assert!(report.more);
+        let report = drain(&*fx.queue, &exec, &fx.settings, &req).await.unwrap();
+        assert_eq!((report.processed, report.more), (1, false));
+    }
+}
+
+#[tokio::test]
+async fn the_drain_stops_when_its_budget_is_spent() {
+    for fx in setup() {
+        fx.enqueue(&["a", "b", "c", "d"]).await;
+        let exec = fx.executor(|_| Step {
+            takes_ms: 600,
+            ..answer(200, json!(1))
+        });
+        let req = DrainRequest {
+            batch: 1,
+            budget_ms: 1_000,
+            ..DrainRequest::default()
+        };
+        let report = drain(&*fx.queue, &exec, &fx.settings, &req).await.unwrap();
+        assert_eq!(
+            (report.processed, report.succeeded, report.more),
+            (2, 2, true)
+        );
+    }
+}
+
+#[tokio::test]
+async fn slow_batches_keep_their_leases_alive() {
+    for fx in setup() {
+        let ids = fx.enqueue(&["a", "b", "c", "d"]).await;
+        // Each call takes 60 % of the lease and a rescuer runs after each one:
+        // without heartbeats the later tasks of the batch would be rescued.
+        let exec = fx.executor(|_| Step {
+            takes_ms: fx.settings.lease_ms * 6 / 10,
+            then_rescue: true,
+            ..answer(200, json!("done"))
+        });
+        let report = drain(&*fx.queue, &exec, &fx.settings, &DrainRequest::default())
+            .await
+            .unwrap();
+        assert_eq!((report.succeeded, report.lease_lost), (4, 0));
+        for id in &ids {
+            assert!(matches!(fx.status(id).await, TaskStatus::Completed { .. }));
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_lease_lost_during_a_call_is_counted_not_acked() {
+    for fx in setup() {
+        let ids = fx.enqueue(&["stuck"]).await;
+        let exec = fx.executor(|_| Step {
+            takes_ms: fx.settings.lease_ms + 1,
+            then_rescue: true,
+            ..answer(200, json!("too late"))
+        });
+        let report = drain(&*fx.queue, &exec, &fx.settings, &DrainRequest::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            (report.processed, report.succeeded, report.lease_lost),
+            (1, 0, 1)
+        );
+        assert!(!matches!(
+            fx.status(&ids[0]).await,
+            TaskStatus::Completed { .. }
+        ));
+    }
+}
+
+#[tokio::test]
+async fn an_empty_queue_drains_nothing() {
+    for fx in setup() {
+        let exec = fx.executor(|_| answer(200, json!(1)));
+        let report = drain(&*fx.queue, &exec, &fx.settings, &DrainRequest::default())
+            .await
+            .unwrap();
+        assert_eq!(report, Default::default());
+        assert!(exec.calls.borrow().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn the_drain_endpoint_answers_counts_and_prepares_the_follow_up() {
+    for fx in setup() {
+        fx.enqueue(&["a", "b"]).await;
+        let exec = fx.executor(|_| answer(200, json!(1)));
+        let req = ApiRequest::json("POST", "/worker/drain", &json!({"max_tasks": 1}))
+            .with_header("authorization", "Bearer tok");
+        let out = handle_drain(&*fx.queue, &exec, &fx.settings, Some("tok"), 1 << 20, &req).await;
+        assert_eq!(out.response.status, 200);
+        assert_eq!(
+            out.response.json_body(),
+            json!({"processed": 1, "succeeded": 1, "failed": 0, "lease_lost": 0, "more": true})
+        );
+        let next = out.follow_up.expect("work remains");
+        assert_eq!(
+            (next.method.as_str(), next.path.as_str()),
+            ("POST", "/worker/drain")
+        );
+        assert_eq!(next.header("authorization"), Some("Bearer tok"));
+        assert_eq!(next.json_body_for_test()["max_tasks"], 1);
+        let bare = ApiRequest::new("POST", "/worker/drain");
+        let out = handle_drain(&*fx.queue, &exec, &fx.settings, None, 1 << 20, &bare).await;
+        assert_eq!(
+            out.response.json_body()["processed"],
+            1,
+            "an empty body takes the defaults"
+        );
+        assert!(out.follow_up.is_none());
+    }
+}
+
+#[tokio::test]
+async fn the_drain_endpoint_checks_route_method_auth_and_parameters() {
+    for fx in setup() {
+        let exec = fx.executor(|_| answer(200, json!(1)));
+        let cases = [
+            (
+                ApiRequest::new("POST", "/worker/other"),
+                None,
+                404,
+                "not_found",
+            ),
+            (
+                ApiRequest::new("GET", "/worker/drain"),
+                None,
+                405,
+                "method_not_allowed",
+            ),
+            (
+                ApiRequest::new("POST", "/worker/drain"),
+                Some("tok"),
+                401,
+                "unauthorized",
+            ),
+            (
+                ApiRequest::json("POST", "/worker/drain", &json!({"batch": 0})),
+                None,
+                422,
+                "invalid_request",
+            ),
+            (
+                ApiRequest::json("POST", "/worker/drain", &json!({"batch": "ten"})),
+                None,
+                400,
+                "bad_request",
+            ),
+        ];
+        for (req, token, status, code) in cases {
+            let out = handle_drain(&*fx.queue, &exec, &fx.settings, token, 1 << 20, &req).await;
+            assert_eq!(out.response.status, status, "{req:?}");
+            assert_eq!(out.response.json_body()["error"]["code"], code);
+        }
+    }
+}
+
+/// Test-only view of a request body as JSON.
+trait JsonBody {
+    fn json_body_for_test(&self) -> Value;
+}
+
+impl JsonBody for ApiRequest {
+    fn json_body_for_test(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+#[test]
+fn worker_leases_outlast_one_executor_call() {
+    let settings = DrainSettings::new(
+        "w",
+        ExecutorRoutes::default(),
+        25_000,
+        ApiConfig::default().default_lease_ms,
+        Arc::new(ManualClock::new(0)),
+    );
+    assert!(settings.lease_ms >= 25_000 + spin_work_queue::worker::LEASE_MARGIN_MS);
+}
