@@ -42,6 +42,8 @@
 pub mod api;
 #[cfg(target_arch = "wasm32")]
 mod bindings;
+#[cfg(all(feature = "client", not(target_arch = "wasm32")))]
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod engine;

@@ -1,0 +1,260 @@
+//! The port and the extended operations over HTTP.
+
+use super::{segment, ErrorBody, HttpWorkQueue};
+use crate::error::{QueueError, Result};
+use crate::model::{
+    Ack, DeadLetterEntry, DequeueRequest, Enqueued, LeasedTask, NewTask, QueueStats, RescueReport,
+    TaskInfo,
+};
+use crate::port::{TaskStatus, WorkQueuePort, WorkTask};
+use crate::queue::LeasedQueue;
+use async_trait::async_trait;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+#[derive(Deserialize)]
+struct Tasks<T> {
+    tasks: Vec<T>,
+}
+
+#[derive(Deserialize)]
+struct Status {
+    status: TaskStatus,
+}
+
+#[derive(Deserialize)]
+struct Expiry {
+    expires_at: u64,
+}
+
+#[derive(Deserialize)]
+struct AckResults {
+    results: Vec<AckResult>,
+}
+
+#[derive(Deserialize)]
+struct AckResult {
+    id: String,
+    ok: bool,
+    #[serde(default)]
+    status: Option<TaskStatus>,
+    #[serde(default)]
+    error: Option<ErrorBody>,
+}
+
+#[derive(Deserialize)]
+struct NodeResults {
+    results: Vec<NodeResult>,
+}
+
+#[derive(Deserialize)]
+struct NodeResult {
+    node_name: String,
+    output: Value,
+}
+
+impl HttpWorkQueue {
+    fn remembered_lease(&self, task_id: &str) -> Option<String> {
+        self.leases
+            .lock()
+            .ok()
+            .and_then(|m| m.get(task_id).cloned())
+    }
+
+    fn forget_lease(&self, task_id: &str) {
+        if let Ok(mut m) = self.leases.lock() {
+            m.remove(task_id);
+        }
+    }
+
+    /// The lease for a port-level finish: the one this client took, else
+    /// the task's current one when it is in progress.
+    async fn port_lease(&self, task_id: &str) -> Result<String> {
+        if let Some(lease) = self.remembered_lease(task_id) {
+            return Ok(lease);
+        }
+        Err(match self.task(task_id).await? {
+            None => QueueError::NotFound {
+                id: task_id.to_string(),
+            },
+            Some(_) => QueueError::LeaseLost {
+                id: task_id.to_string(),
+            },
+        })
+    }
+}
+
+/// Attach the task id to errors whose body did not carry it.
+fn for_task(e: QueueError, id: &str) -> QueueError {
+    match e {
+        QueueError::NotFound { id: i } if i.is_empty() => QueueError::NotFound { id: id.into() },
+        QueueError::LeaseLost { id: i } if i.is_empty() => QueueError::LeaseLost { id: id.into() },
+        QueueError::WrongState {
+            id: i,
+            state,
+            reason,
+        } if i.is_empty() => QueueError::WrongState {
+            id: id.into(),
+            state,
+            reason,
+        },
+        other => other,
+    }
+}
+
+#[async_trait]
+impl WorkQueuePort for HttpWorkQueue {
+    async fn enqueue(&self, task: WorkTask) -> Result<()> {
+        self.enqueue_batch(vec![NewTask::from_work_task(task)])
+            .await
+            .map(drop)
+    }
+
+    async fn try_dequeue(&self) -> Result<Option<WorkTask>> {
+        let req = DequeueRequest::new(self.worker_id.clone(), 1);
+        let leased = self.dequeue(&req).await?.into_iter().next();
+        Ok(leased.map(|l| {
+            if let Ok(mut m) = self.leases.lock() {
+                m.insert(l.task.id.clone(), l.lease.id.clone());
+            }
+            l.task
+        }))
+    }
+
+    async fn acknowledge(&self, task_id: &str, output: Value) -> Result<()> {
+        let lease = self.port_lease(task_id).await?;
+        self.ack(task_id, &lease, output).await?;
+        self.forget_lease(task_id);
+        Ok(())
+    }
+
+    async fn fail(&self, task_id: &str, error: &str) -> Result<()> {
+        let lease = self.port_lease(task_id).await?;
+        self.fail_leased(task_id, &lease, error, true).await?;
+        self.forget_lease(task_id);
+        Ok(())
+    }
+
+    async fn status(&self, task_id: &str) -> Result<Option<TaskStatus>> {
+        Ok(self.task(task_id).await?.map(|i| i.status))
+    }
+
+    async fn collect_results(&self, pipeline_id: &str) -> Result<Vec<(String, Value)>> {
+        let path = format!("/v1/pipelines/{}/results", segment(pipeline_id));
+        let r: NodeResults = self.get(&path).await?;
+        Ok(r.results
+            .into_iter()
+            .map(|r| (r.node_name, r.output))
+            .collect())
+    }
+
+    async fn pending_count(&self) -> Result<usize> {
+        Ok(self.stats().await?.pending as usize)
+    }
+}
+
+#[async_trait]
+impl LeasedQueue for HttpWorkQueue {
+    async fn enqueue_batch(&self, tasks: Vec<NewTask>) -> Result<Vec<Enqueued>> {
+        let r: Tasks<Enqueued> = self.post("/v1/tasks", &json!({ "tasks": tasks })).await?;
+        Ok(r.tasks)
+    }
+
+    async fn dequeue(&self, req: &DequeueRequest) -> Result<Vec<LeasedTask>> {
+        let r: Tasks<LeasedTask> = self.post("/v1/dequeue", req).await?;
+        Ok(r.tasks)
+    }
+
+    async fn ack(&self, task_id: &str, lease_id: &str, output: Value) -> Result<TaskStatus> {
+        let path = format!("/v1/tasks/{}/ack", segment(task_id));
+        let body = json!({ "lease_id": lease_id, "output": output });
+        let r: Status = self
+            .post(&path, &body)
+            .await
+            .map_err(|e| for_task(e, task_id))?;
+        Ok(r.status)
+    }
+
+    async fn ack_batch(&self, acks: Vec<Ack>) -> Result<Vec<Result<TaskStatus>>> {
+        let outputs: Vec<Value> = acks.iter().map(|a| a.output.clone()).collect();
+        let r: AckResults = self.post("/v1/ack", &json!({ "acks": acks })).await?;
+        if r.results.len() != outputs.len() {
+            return Err(QueueError::Transport(format!(
+                "/v1/ack answered {} results for {} acks",
+                r.results.len(),
+                outputs.len()
+            )));
+        }
+        Ok(r.results
+            .into_iter()
+            .zip(outputs)
+            .map(|(item, output)| match (item.ok, item.status, item.error) {
+                (true, Some(status), _) => Ok(status),
+                (true, None, _) => Ok(TaskStatus::Completed { output }),
+                (false, _, Some(e)) => Err(e.with_id(&item.id).into_queue_error()),
+                (false, _, None) => {
+                    Err(QueueError::Transport(format!("ack of {} failed", item.id)))
+                }
+            })
+            .collect())
+    }
+
+    async fn fail_leased(
+        &self,
+        task_id: &str,
+        lease_id: &str,
+        error: &str,
+        retryable: bool,
+    ) -> Result<TaskStatus> {
+        let path = format!("/v1/tasks/{}/fail", segment(task_id));
+        let body = json!({ "lease_id": lease_id, "error": error, "retryable": retryable });
+        let r: Status = self
+            .post(&path, &body)
+            .await
+            .map_err(|e| for_task(e, task_id))?;
+        Ok(r.status)
+    }
+
+    async fn heartbeat(&self, task_id: &str, lease_id: &str, lease_ms: Option<u64>) -> Result<u64> {
+        let path = format!("/v1/tasks/{}/heartbeat", segment(task_id));
+        let mut body = json!({ "lease_id": lease_id });
+        if let Some(ms) = lease_ms {
+            body["lease_ms"] = json!(ms);
+        }
+        let r: Expiry = self
+            .post(&path, &body)
+            .await
+            .map_err(|e| for_task(e, task_id))?;
+        Ok(r.expires_at)
+    }
+
+    async fn task(&self, task_id: &str) -> Result<Option<TaskInfo>> {
+        match self.get(&format!("/v1/tasks/{}", segment(task_id))).await {
+            Ok(info) => Ok(Some(info)),
+            Err(QueueError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn stats(&self) -> Result<QueueStats> {
+        self.get("/v1/stats").await
+    }
+
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetterEntry>> {
+        let r: Tasks<DeadLetterEntry> = self.get(&format!("/v1/dead-letter?limit={limit}")).await?;
+        Ok(r.tasks)
+    }
+
+    async fn redrive(&self, task_id: &str) -> Result<TaskStatus> {
+        let path = format!("/v1/dead-letter/{}/redrive", segment(task_id));
+        let r: Status = self
+            .post(&path, &json!({}))
+            .await
+            .map_err(|e| for_task(e, task_id))?;
+        Ok(r.status)
+    }
+
+    async fn rescue(&self) -> Result<RescueReport> {
+        self.post("/v1/maintenance/rescue", &json!({})).await
+    }
+}
