@@ -372,7 +372,10 @@ async fn a_batch_ack_reports_each_item() {
         ]});
         let (status, out) = fx.post("/v1/ack", acks).await;
         assert_eq!(status, 200);
-        assert_eq!(out["results"][0], json!({"id": leases[0].0, "ok": true}));
+        assert_eq!(
+            out["results"][0],
+            json!({"id": leases[0].0, "ok": true, "status": {"Completed": {"output": 1}}})
+        );
         assert_eq!(out["results"][1]["ok"], false);
         assert_eq!(out["results"][1]["error"]["code"], "lease_lost");
         let (status, out) = fx.post("/v1/ack", json!({})).await;

@@ -125,9 +125,17 @@ async fn new_work_triggers_a_dispatch_and_duplicates_do_not() {
         let resp = fx.call(stats.clone()).await;
         assert!(!api::triggers_dispatch(&stats, &resp));
         let rescue = ApiRequest::new("POST", "/v1/maintenance/rescue");
-        let idle = fx.call(rescue.clone()).await;
-        assert!(!api::triggers_dispatch(&rescue, &idle), "nothing rescued");
+        let waiting = fx.call(rescue.clone()).await;
+        assert!(
+            api::triggers_dispatch(&rescue, &waiting),
+            "a pending task wants a drain"
+        );
         fx.dequeue(1).await;
+        let idle = fx.call(rescue.clone()).await;
+        assert!(
+            !api::triggers_dispatch(&rescue, &idle),
+            "nothing rescued, nothing pending"
+        );
         fx.clock.advance(LEASE_MS + 1);
         let busy = fx.call(rescue.clone()).await;
         assert!(

@@ -50,7 +50,13 @@ pub async fn run<Q: LeasedQueue + ?Sized>(
         }
         Route::Rescue => {
             optional_json_object(req)?;
-            ok(&queue.rescue().await?)
+            let report = queue.rescue().await?;
+            // `pending` (additive): what a drain would find now, so a cron
+            // calling this endpoint also starts work made due elsewhere.
+            let pending = queue.stats().await?.pending;
+            let mut body = serde_json::to_value(report).expect("reports serialise");
+            body["pending"] = json!(pending);
+            ok(&body)
         }
     }
 }
@@ -273,7 +279,7 @@ async fn ack_batch<Q: LeasedQueue + ?Sized>(
         .into_iter()
         .zip(outcomes)
         .map(|(id, outcome)| match outcome {
-            Ok(_) => json!({ "id": id, "ok": true }),
+            Ok(status) => json!({ "id": id, "ok": true, "status": status }),
             Err(e) => json!({ "id": id, "ok": false, "error": ApiError::from(e).to_json() }),
         })
         .collect();

@@ -97,7 +97,7 @@ pub fn triggers_dispatch(req: &ApiRequest, resp: &ApiResponse) -> bool {
         Ok(Route::Rescue) if resp.status == 200 => {
             let report = resp.json_body();
             let count = |k: &str| report.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
-            count("rescued") + count("promoted") > 0
+            count("rescued") + count("promoted") + count("pending") > 0
         }
         _ => false,
     }
