@@ -1,4 +1,4 @@
-//! The HTTP contract (API.md) through `api::handle`: every endpoint, its
+//! The HTTP contract (`docs/api.md`) through `api::handle`: every endpoint, its
 //! bodies and its status codes, against every queue implementation in
 //! `api_support::implementations`.
 

@@ -1,4 +1,4 @@
-//! The HTTP API (`API.md`, `openapi.yaml`) independent of Spin: a plain
+//! The HTTP API (`docs/api.md`, `openapi.yaml`) independent of Spin: a plain
 //! [`ApiRequest`] goes in, an [`ApiResponse`] comes out, for any
 //! [`LeasedQueue`].
 //!

@@ -1,4 +1,4 @@
-//! Delivery: the seed flow, FIFO order, batch limits, leases and task
+//! Delivery: the port example flow, FIFO order, batch limits, leases and task
 //! metadata.
 
 use super::support::{assert_invalid, completed, in_progress, Ctx};
@@ -8,8 +8,8 @@ use spin_work_queue::config::{MAX_DEQUEUE_BATCH, MAX_LEASE_MS, MIN_LEASE_MS};
 use spin_work_queue::{DequeueRequest, LeasedQueue, NewTask, TaskStatus, WorkQueuePort, WorkTask};
 
 /// The port's doc example, carried through to the results.
-pub async fn seed_doc_example_flow_completes<F: Fixture>(fx: &F) {
-    let ctx = Ctx::new(fx, "seed");
+pub async fn port_doc_example_flow_completes<F: Fixture>(fx: &F) {
+    let ctx = Ctx::new(fx, "port-example");
     let q = ctx.q();
     let before = q.pending_count().await.unwrap();
     q.enqueue(WorkTask {

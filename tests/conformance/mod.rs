@@ -82,7 +82,7 @@ pub const SUITE_START_MS: u64 = 1_700_000_000_000;
 macro_rules! conformance_suite {
     ($fixture:expr) => {
         $crate::conformance_suite!(@tests $fixture;
-            delivery::seed_doc_example_flow_completes,
+            delivery::port_doc_example_flow_completes,
             delivery::tasks_are_delivered_in_fifo_order,
             delivery::retried_and_rescued_tasks_go_to_the_back_of_the_line,
             delivery::dequeue_returns_at_most_max_tasks,
