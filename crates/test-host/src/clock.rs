@@ -1,0 +1,108 @@
+//! A wall clock that tests can move forward without sleeping.
+//!
+//! With `--clock-file PATH` the host reads a signed millisecond offset (one
+//! integer, surrounding whitespace allowed) from `PATH` and adds it to the
+//! system wall clock that components see through `wasi:clocks/wall-clock`.
+//! The file is re-read on every clock call (a few microseconds), so a test can
+//! change it at any time; a missing file means offset 0, and a file that is
+//! being rewritten (empty or not a number) keeps the last good offset. The
+//! monotonic clock is not affected.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use wasmtime_wasi::HostWallClock;
+
+/// The offset source shared by all requests of one host.
+#[derive(Debug)]
+pub struct ClockFile {
+    path: PathBuf,
+    last_good: AtomicI64,
+}
+
+impl ClockFile {
+    /// Creates a clock offset source reading `path`.
+    pub fn new(path: PathBuf) -> Self {
+        ClockFile {
+            path,
+            last_good: AtomicI64::new(0),
+        }
+    }
+
+    /// The current offset in milliseconds.
+    pub fn offset_ms(&self) -> i64 {
+        match std::fs::read_to_string(&self.path) {
+            Ok(text) => match text.trim().parse::<i64>() {
+                Ok(v) => {
+                    self.last_good.store(v, Ordering::Relaxed);
+                    v
+                }
+                Err(_) => self.last_good.load(Ordering::Relaxed),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.last_good.store(0, Ordering::Relaxed);
+                0
+            }
+            Err(_) => self.last_good.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The wall clock given to components: system time plus the file's offset.
+pub struct OffsetWallClock {
+    file: Option<Arc<ClockFile>>,
+}
+
+impl OffsetWallClock {
+    /// A clock shifted by the offset in `file` (unshifted when `None`).
+    pub fn new(file: Option<Arc<ClockFile>>) -> Self {
+        OffsetWallClock { file }
+    }
+
+    /// Time since the Unix epoch as this clock reports it.
+    pub fn since_epoch(&self) -> Duration {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let offset = self.file.as_ref().map(|f| f.offset_ms()).unwrap_or(0);
+        if offset >= 0 {
+            now + Duration::from_millis(offset as u64)
+        } else {
+            now.saturating_sub(Duration::from_millis(offset.unsigned_abs()))
+        }
+    }
+}
+
+impl HostWallClock for OffsetWallClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_nanos(1)
+    }
+
+    fn now(&self) -> Duration {
+        self.since_epoch()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offset_follows_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("clock");
+        let clock = OffsetWallClock::new(Some(Arc::new(ClockFile::new(path.clone()))));
+        let base = clock.since_epoch();
+        std::fs::write(&path, "3600000\n").unwrap();
+        let later = clock.since_epoch();
+        assert!(later >= base + Duration::from_secs(3599));
+        std::fs::write(&path, "").unwrap();
+        assert!(clock.since_epoch() >= base + Duration::from_secs(3599));
+        std::fs::write(&path, "-60000").unwrap();
+        assert!(clock.since_epoch() < base);
+        std::fs::remove_file(&path).unwrap();
+        assert!(clock.since_epoch() >= base);
+    }
+}

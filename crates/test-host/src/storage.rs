@@ -1,0 +1,357 @@
+//! Host side of the `spin-work-queue:app/storage` world: `wasi:keyvalue`
+//! (`store`, `atomics`, `batch` @0.2.0-draft2) and `wasi:config/store`.
+//!
+//! Bindings are generated from the repository's `wit/` directory. The
+//! interfaces dispatch to one [`KvBackend`] shared by the whole host; store
+//! labels a component did not declare in `key_value_stores` are refused with
+//! `access-denied`, as Spin does.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use redis::aio::MultiplexedConnection;
+use wasmtime::component::{Resource, ResourceTable};
+
+use crate::kv_redis::RedisKv;
+use crate::kv_sqlite::SqliteKv;
+
+#[allow(missing_docs)]
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "spin-work-queue:app/storage",
+        imports: { default: async },
+        with: {
+            "wasi:keyvalue/store.bucket": super::BucketHandle,
+            "wasi:keyvalue/atomics.cas": super::CasHandle,
+        },
+    });
+}
+
+use bindings::wasi::config::store as config;
+use bindings::wasi::keyvalue::{atomics, batch, store};
+pub use bindings::Storage;
+
+/// The key-value backend of a host.
+pub enum KvBackend {
+    /// One SQLite file, Spin's default store.
+    Sqlite(SqliteKv),
+    /// A Redis server, Spin's Redis store.
+    Redis(RedisKv),
+}
+
+/// An open bucket: the store label.
+pub struct BucketHandle {
+    label: String,
+}
+
+/// An open compare-and-swap.
+pub struct CasHandle {
+    label: String,
+    key: String,
+    /// SQLite: the value read by `current` (`None` until then, and when the
+    /// key was absent: the swap is then a plain upsert).
+    expected: Option<Vec<u8>>,
+    /// Redis: the CAS's own connection (it carries the WATCH).
+    redis: Option<MultiplexedConnection>,
+}
+
+/// Per-request state of the storage interfaces.
+pub struct StorageCtx {
+    table: ResourceTable,
+    backend: Arc<KvBackend>,
+    allowed_labels: Arc<Vec<String>>,
+    config: Arc<HashMap<String, String>>,
+}
+
+impl StorageCtx {
+    /// A fresh context for one component instance.
+    pub fn new(
+        backend: Arc<KvBackend>,
+        allowed_labels: Arc<Vec<String>>,
+        config: Arc<HashMap<String, String>>,
+    ) -> Self {
+        StorageCtx {
+            table: ResourceTable::new(),
+            backend,
+            allowed_labels,
+            config,
+        }
+    }
+
+    fn label(&self, bucket: &Resource<BucketHandle>) -> Result<String, store::Error> {
+        self.table
+            .get(bucket)
+            .map(|b| b.label.clone())
+            .map_err(|e| store::Error::Other(format!("invalid bucket: {e}")))
+    }
+
+    async fn new_cas(
+        &mut self,
+        label: String,
+        key: String,
+    ) -> Result<Resource<CasHandle>, store::Error> {
+        let redis = match &*self.backend {
+            KvBackend::Sqlite(_) => None,
+            KvBackend::Redis(r) => Some(r.cas_connection().await.map_err(store::Error::Other)?),
+        };
+        self.table
+            .push(CasHandle {
+                label,
+                key,
+                expected: None,
+                redis,
+            })
+            .map_err(|e| store::Error::Other(format!("cannot open cas: {e}")))
+    }
+
+    async fn cas_current(
+        &mut self,
+        cas: &Resource<CasHandle>,
+    ) -> Result<Option<Vec<u8>>, store::Error> {
+        let backend = self.backend.clone();
+        let handle = self
+            .table
+            .get_mut(cas)
+            .map_err(|e| store::Error::Other(format!("invalid cas: {e}")))?;
+        let value = match &*backend {
+            KvBackend::Sqlite(s) => s.get(&handle.label, &handle.key).await,
+            KvBackend::Redis(_) => match handle.redis.as_mut() {
+                Some(conn) => RedisKv::cas_current(conn, &handle.key).await,
+                None => Err("cas has no connection".to_string()),
+            },
+        }
+        .map_err(store::Error::Other)?;
+        handle.expected.clone_from(&value);
+        Ok(value)
+    }
+}
+
+impl store::Host for StorageCtx {
+    async fn open(&mut self, identifier: String) -> Result<Resource<BucketHandle>, store::Error> {
+        if !self.allowed_labels.contains(&identifier) {
+            return Err(store::Error::AccessDenied);
+        }
+        self.table
+            .push(BucketHandle { label: identifier })
+            .map_err(|e| store::Error::Other(format!("cannot open store: {e}")))
+    }
+}
+
+impl store::HostBucket for StorageCtx {
+    async fn get(
+        &mut self,
+        bucket: Resource<BucketHandle>,
+        key: String,
+    ) -> Result<Option<Vec<u8>>, store::Error> {
+        let label = self.label(&bucket)?;
+        match &*self.backend {
+            KvBackend::Sqlite(s) => s.get(&label, &key).await,
+            KvBackend::Redis(r) => r.get(&key).await,
+        }
+        .map_err(store::Error::Other)
+    }
+
+    async fn set(
+        &mut self,
+        bucket: Resource<BucketHandle>,
+        key: String,
+        value: Vec<u8>,
+    ) -> Result<(), store::Error> {
+        let label = self.label(&bucket)?;
+        match &*self.backend {
+            KvBackend::Sqlite(s) => s.set(&label, &key, value).await,
+            KvBackend::Redis(r) => r.set(&key, value).await,
+        }
+        .map_err(store::Error::Other)
+    }
+
+    async fn delete(
+        &mut self,
+        bucket: Resource<BucketHandle>,
+        key: String,
+    ) -> Result<(), store::Error> {
+        let label = self.label(&bucket)?;
+        match &*self.backend {
+            KvBackend::Sqlite(s) => s.delete(&label, &key).await,
+            KvBackend::Redis(r) => r.delete(&key).await,
+        }
+        .map_err(store::Error::Other)
+    }
+
+    async fn exists(
+        &mut self,
+        bucket: Resource<BucketHandle>,
+        key: String,
+    ) -> Result<bool, store::Error> {
+        let label = self.label(&bucket)?;
+        match &*self.backend {
+            KvBackend::Sqlite(s) => s.exists(&label, &key).await,
+            KvBackend::Redis(r) => r.exists(&key).await,
+        }
+        .map_err(store::Error::Other)
+    }
+
+    async fn list_keys(
+        &mut self,
+        bucket: Resource<BucketHandle>,
+        cursor: Option<String>,
+    ) -> Result<store::KeyResponse, store::Error> {
+        if cursor.is_some() {
+            return Err(store::Error::Other(
+                "list_keys: cursor not supported".into(),
+            ));
+        }
+        let label = self.label(&bucket)?;
+        let keys = match &*self.backend {
+            KvBackend::Sqlite(s) => s.keys(&label).await,
+            KvBackend::Redis(r) => r.keys().await,
+        }
+        .map_err(store::Error::Other)?;
+        Ok(store::KeyResponse { keys, cursor: None })
+    }
+
+    async fn drop(&mut self, bucket: Resource<BucketHandle>) -> wasmtime::Result<()> {
+        self.table.delete(bucket)?;
+        Ok(())
+    }
+}
+
+impl batch::Host for StorageCtx {
+    async fn get_many(
+        &mut self,
+        bucket: Resource<BucketHandle>,
+        keys: Vec<String>,
+    ) -> Result<Vec<(String, Option<Vec<u8>>)>, store::Error> {
+        let label = self.label(&bucket)?;
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        match &*self.backend {
+            KvBackend::Sqlite(s) => s.get_many(&label, keys).await,
+            KvBackend::Redis(r) => r.get_many(keys).await,
+        }
+        .map_err(store::Error::Other)
+    }
+
+    async fn set_many(
+        &mut self,
+        bucket: Resource<BucketHandle>,
+        key_values: Vec<(String, Vec<u8>)>,
+    ) -> Result<(), store::Error> {
+        let label = self.label(&bucket)?;
+        if key_values.is_empty() {
+            return Ok(());
+        }
+        match &*self.backend {
+            KvBackend::Sqlite(s) => s.set_many(&label, key_values).await,
+            KvBackend::Redis(r) => r.set_many(key_values).await,
+        }
+        .map_err(store::Error::Other)
+    }
+
+    async fn delete_many(
+        &mut self,
+        bucket: Resource<BucketHandle>,
+        keys: Vec<String>,
+    ) -> Result<(), store::Error> {
+        let label = self.label(&bucket)?;
+        if keys.is_empty() {
+            return Ok(());
+        }
+        match &*self.backend {
+            KvBackend::Sqlite(s) => s.delete_many(&label, keys).await,
+            KvBackend::Redis(r) => r.delete_many(keys).await,
+        }
+        .map_err(store::Error::Other)
+    }
+}
+
+impl atomics::Host for StorageCtx {
+    async fn increment(
+        &mut self,
+        bucket: Resource<BucketHandle>,
+        key: String,
+        delta: i64,
+    ) -> Result<i64, store::Error> {
+        let label = self.label(&bucket)?;
+        match &*self.backend {
+            KvBackend::Sqlite(s) => s.increment(&label, &key, delta).await,
+            KvBackend::Redis(r) => r.increment(&key, delta).await,
+        }
+        .map_err(store::Error::Other)
+    }
+
+    async fn swap(
+        &mut self,
+        cas: Resource<CasHandle>,
+        value: Vec<u8>,
+    ) -> Result<(), atomics::CasError> {
+        let backend = self.backend.clone();
+        let handle = self.table.delete(cas).map_err(|e| {
+            atomics::CasError::StoreError(store::Error::Other(format!("invalid cas: {e}")))
+        })?;
+        let CasHandle {
+            label,
+            key,
+            expected,
+            redis,
+        } = handle;
+        let swapped = match &*backend {
+            KvBackend::Sqlite(s) => s.swap(&label, &key, expected, value).await,
+            KvBackend::Redis(_) => match redis {
+                Some(mut conn) => RedisKv::cas_swap(&mut conn, &key, value).await,
+                None => Err("cas has no connection".to_string()),
+            },
+        }
+        .map_err(|e| atomics::CasError::StoreError(store::Error::Other(e)))?;
+        if swapped {
+            return Ok(());
+        }
+        // Like Spin: hand back a fresh CAS that has already read the value.
+        let fresh = self
+            .new_cas(label, key)
+            .await
+            .map_err(atomics::CasError::StoreError)?;
+        self.cas_current(&fresh)
+            .await
+            .map_err(atomics::CasError::StoreError)?;
+        Err(atomics::CasError::CasFailed(fresh))
+    }
+}
+
+impl atomics::HostCas for StorageCtx {
+    async fn new(
+        &mut self,
+        bucket: Resource<BucketHandle>,
+        key: String,
+    ) -> Result<Resource<CasHandle>, store::Error> {
+        let label = self.label(&bucket)?;
+        self.new_cas(label, key).await
+    }
+
+    async fn current(&mut self, cas: Resource<CasHandle>) -> Result<Option<Vec<u8>>, store::Error> {
+        self.cas_current(&cas).await
+    }
+
+    async fn drop(&mut self, cas: Resource<CasHandle>) -> wasmtime::Result<()> {
+        self.table.delete(cas)?;
+        Ok(())
+    }
+}
+
+impl config::Host for StorageCtx {
+    async fn get(&mut self, key: String) -> Result<Option<String>, config::Error> {
+        Ok(self.config.get(&key).cloned())
+    }
+
+    async fn get_all(&mut self) -> Result<Vec<(String, String)>, config::Error> {
+        let mut all: Vec<_> = self
+            .config
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        all.sort();
+        Ok(all)
+    }
+}
