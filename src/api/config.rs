@@ -2,7 +2,7 @@
 //! (through any `Fn(&str) -> Option<String>` lookup, so tests pass a map).
 
 use super::error::ApiError;
-use crate::config::{self, QueueConfig};
+use crate::config::{self, QueueConfig, RetryPolicy};
 
 /// Default of `max_body_bytes` (1 MiB).
 pub const MAX_BODY_BYTES_DEFAULT: usize = 1_048_576;
@@ -19,7 +19,7 @@ pub const WORKER_URL_DEFAULT: &str = "/worker/drain";
 pub const MIN_BODY_BYTES: usize = 1_024;
 
 /// Settings of the HTTP API.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ApiConfig {
     /// Bearer token required on every `/v1` call; `None` disables auth.
     pub api_token: Option<String>,
@@ -34,6 +34,13 @@ pub struct ApiConfig {
     /// Where the queue component POSTs after accepting new work (push
     /// dispatch); `None` disables it.
     pub worker_url: Option<String>,
+    /// Retry backoff (`retry_base_ms`, `retry_max_ms`, `retry_jitter`).
+    pub retry: RetryPolicy,
+    /// Minimum interval between maintenance runs (`maintenance_period_ms`).
+    pub maintenance_period_ms: u64,
+    /// Time after which work of a request that died is recovered
+    /// (`grace_ms`).
+    pub grace_ms: u64,
 }
 
 impl Default for ApiConfig {
@@ -45,6 +52,9 @@ impl Default for ApiConfig {
             max_body_bytes: MAX_BODY_BYTES_DEFAULT,
             key_prefix: KEY_PREFIX_DEFAULT.to_string(),
             worker_url: Some(WORKER_URL_DEFAULT.to_string()),
+            retry: RetryPolicy::default(),
+            maintenance_period_ms: config::DEFAULT_MAINTENANCE_PERIOD_MS,
+            grace_ms: config::DEFAULT_GRACE_MS,
         }
     }
 }
@@ -84,6 +94,17 @@ impl ApiConfig {
             max_body_bytes: parse_or(&set, "max_body_bytes", MAX_BODY_BYTES_DEFAULT)?,
             key_prefix: set("key_prefix").unwrap_or_else(|| KEY_PREFIX_DEFAULT.to_string()),
             worker_url,
+            retry: RetryPolicy {
+                base_ms: parse_or(&set, "retry_base_ms", config::DEFAULT_RETRY_BASE_MS)?,
+                max_ms: parse_or(&set, "retry_max_ms", config::DEFAULT_RETRY_MAX_MS)?,
+                jitter: parse_or(&set, "retry_jitter", config::DEFAULT_RETRY_JITTER)?,
+            },
+            maintenance_period_ms: parse_or(
+                &set,
+                "maintenance_period_ms",
+                config::DEFAULT_MAINTENANCE_PERIOD_MS,
+            )?,
+            grace_ms: parse_or(&set, "grace_ms", config::DEFAULT_GRACE_MS)?,
         };
         config.validated()
     }
@@ -107,6 +128,9 @@ impl ApiConfig {
             key_prefix: self.key_prefix.clone(),
             default_max_attempts: self.default_max_attempts,
             default_lease_ms: self.default_lease_ms,
+            retry: self.retry.clone(),
+            maintenance_period_ms: self.maintenance_period_ms,
+            grace_ms: self.grace_ms,
             ..QueueConfig::default()
         }
     }

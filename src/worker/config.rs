@@ -10,7 +10,7 @@ use crate::config::MAX_LEASE_MS;
 pub const MIN_EXECUTOR_TIMEOUT_MS: u64 = 100;
 
 /// Settings of the worker component.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct WorkerConfig {
     /// The queue's settings (store namespace, defaults, token, body limit):
     /// the worker runs the engine on the same store as the queue component.

@@ -3,13 +3,14 @@
 //! With `--clock-file PATH` the host reads a signed millisecond offset (one
 //! integer, surrounding whitespace allowed) from `PATH` and adds it to the
 //! system wall clock that components see through `wasi:clocks/wall-clock`.
+//! A value written as `=MS` instead *freezes* the wall clock at `MS` Unix
+//! milliseconds, so a test decides exactly when time passes.
 //! The file is re-read on every clock call (a few microseconds), so a test can
 //! change it at any time; a missing file means offset 0, and a file that is
 //! being rewritten (empty or not a number) keeps the last good offset. The
 //! monotonic clock is not affected.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -19,7 +20,16 @@ use wasmtime_wasi::HostWallClock;
 #[derive(Debug)]
 pub struct ClockFile {
     path: PathBuf,
-    last_good: AtomicI64,
+    last_good: std::sync::Mutex<Reading>,
+}
+
+/// What the clock file says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reading {
+    /// Add this many milliseconds to the system clock.
+    Offset(i64),
+    /// The wall clock stands at this many Unix milliseconds.
+    Frozen(u64),
 }
 
 impl ClockFile {
@@ -27,26 +37,36 @@ impl ClockFile {
     pub fn new(path: PathBuf) -> Self {
         ClockFile {
             path,
-            last_good: AtomicI64::new(0),
+            last_good: std::sync::Mutex::new(Reading::Offset(0)),
         }
     }
 
-    /// The current offset in milliseconds.
+    /// The current offset in milliseconds (0 when the clock is frozen).
     pub fn offset_ms(&self) -> i64 {
-        match std::fs::read_to_string(&self.path) {
-            Ok(text) => match text.trim().parse::<i64>() {
-                Ok(v) => {
-                    self.last_good.store(v, Ordering::Relaxed);
-                    v
-                }
-                Err(_) => self.last_good.load(Ordering::Relaxed),
-            },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                self.last_good.store(0, Ordering::Relaxed);
-                0
-            }
-            Err(_) => self.last_good.load(Ordering::Relaxed),
+        match self.reading() {
+            Reading::Offset(ms) => ms,
+            Reading::Frozen(_) => 0,
         }
+    }
+
+    /// What the file says now (the last good value while it is rewritten).
+    pub fn reading(&self) -> Reading {
+        let mut last = self.last_good.lock().unwrap_or_else(|e| e.into_inner());
+        let parsed = match std::fs::read_to_string(&self.path) {
+            Ok(text) => {
+                let text = text.trim();
+                match text.strip_prefix('=') {
+                    Some(abs) => abs.trim().parse().ok().map(Reading::Frozen),
+                    None => text.parse().ok().map(Reading::Offset),
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(Reading::Offset(0)),
+            Err(_) => None,
+        };
+        if let Some(r) = parsed {
+            *last = r;
+        }
+        *last
     }
 }
 
@@ -66,7 +86,12 @@ impl OffsetWallClock {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
-        let offset = self.file.as_ref().map(|f| f.offset_ms()).unwrap_or(0);
+        let reading = self.file.as_ref().map(|f| f.reading());
+        let offset = match reading {
+            Some(Reading::Frozen(ms)) => return Duration::from_millis(ms),
+            Some(Reading::Offset(ms)) => ms,
+            None => 0,
+        };
         if offset >= 0 {
             now + Duration::from_millis(offset as u64)
         } else {
@@ -104,5 +129,26 @@ mod tests {
         assert!(clock.since_epoch() < base);
         std::fs::remove_file(&path).unwrap();
         assert!(clock.since_epoch() >= base);
+    }
+
+    #[test]
+    fn an_equals_sign_freezes_the_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("clock");
+        let clock = OffsetWallClock::new(Some(Arc::new(ClockFile::new(path.clone()))));
+        std::fs::write(&path, "=1700000000000").unwrap();
+        assert_eq!(
+            clock.since_epoch(),
+            Duration::from_millis(1_700_000_000_000)
+        );
+        assert_eq!(
+            clock.since_epoch(),
+            Duration::from_millis(1_700_000_000_000)
+        );
+        std::fs::write(&path, "= 1700000000500\n").unwrap();
+        assert_eq!(
+            clock.since_epoch(),
+            Duration::from_millis(1_700_000_000_500)
+        );
     }
 }
