@@ -39,7 +39,7 @@ up-redis: build
 ## Formatting and lints (warnings are errors).
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --workspace --all-targets --features spin-work-queue/client -- -D warnings
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 ## Format the code.
 fmt:
@@ -48,7 +48,7 @@ fmt:
 ## Every test: unit, conformance, crash, concurrency, model-based, cost,
 ## API contract, component imports and end to end.
 test: lint build
-	$(CARGO) test --workspace --features spin-work-queue/client
+	$(CARGO) test --workspace
 
 ## Figures: write commits and reads per task, tasks/s on SQLite.
 bench:

@@ -231,6 +231,9 @@ pub struct TaskInfo {
     pub created_at: u64,
     /// When its state last changed (Unix ms).
     pub updated_at: u64,
+    /// The lease of the delivery in progress (absent unless `InProgress`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<Lease>,
 }
 
 /// Task counts by state.

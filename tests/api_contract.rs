@@ -327,10 +327,12 @@ async fn dead_letter_limits_are_checked() {
     for fx in setup() {
         let (status, out) = fx.get("/v1/dead-letter?limit=many").await;
         assert_error(status, &out, 400, "bad_request");
-        for limit in [0, 1001] {
-            let (status, out) = fx.get(&format!("/v1/dead-letter?limit={limit}")).await;
-            assert_error(status, &out, 422, "invalid_request");
-        }
+        let (status, out) = fx.get("/v1/dead-letter?limit=1001").await;
+        assert_error(status, &out, 422, "invalid_request");
+        assert_eq!(
+            fx.get("/v1/dead-letter?limit=0").await,
+            (200, json!({"tasks": []}))
+        );
         assert_eq!(fx.get("/v1/dead-letter").await, (200, json!({"tasks": []})));
     }
 }

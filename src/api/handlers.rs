@@ -317,10 +317,10 @@ async fn dead_letters<Q: LeasedQueue + ?Sized>(
             .parse::<usize>()
             .map_err(|_| ApiError::BadRequest(format!("limit must be a number, got {raw:?}")))?,
     };
-    if !(1..=DEAD_LETTER_LIMIT_MAX).contains(&limit) {
+    if limit > DEAD_LETTER_LIMIT_MAX {
         return Err(ApiError::unprocessable(
             INVALID_REQUEST,
-            format!("limit must be 1..={DEAD_LETTER_LIMIT_MAX}, got {limit}"),
+            format!("limit must be 0..={DEAD_LETTER_LIMIT_MAX}, got {limit}"),
         ));
     }
     ok(&json!({ "tasks": queue.dead_letters(limit).await? }))

@@ -29,7 +29,7 @@ use std::time::Duration;
 /// Default timeout of one HTTP request.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default worker id sent by [`WorkQueuePort::try_dequeue`](crate::WorkQueuePort::try_dequeue).
-pub const DEFAULT_WORKER_ID: &str = "http-client";
+pub const DEFAULT_WORKER_ID: &str = crate::config::DEFAULT_PORT_WORKER_ID;
 
 /// A client of the queue's HTTP API.
 #[derive(Debug)]
@@ -65,7 +65,7 @@ impl HttpWorkQueueBuilder {
         self
     }
 
-    /// The worker id `try_dequeue` reports (default `http-client`).
+    /// The worker id `try_dequeue` reports (default `port`, as every port implementation).
     pub fn worker_id(mut self, worker_id: impl Into<String>) -> Self {
         self.worker_id = worker_id.into();
         self

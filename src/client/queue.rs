@@ -73,14 +73,17 @@ impl HttpWorkQueue {
         if let Some(lease) = self.remembered_lease(task_id) {
             return Ok(lease);
         }
-        Err(match self.task(task_id).await? {
-            None => QueueError::NotFound {
+        match self.task(task_id).await? {
+            None => Err(QueueError::NotFound {
                 id: task_id.to_string(),
-            },
-            Some(_) => QueueError::LeaseLost {
+            }),
+            Some(TaskInfo {
+                lease: Some(lease), ..
+            }) => Ok(lease.id),
+            Some(_) => Err(QueueError::LeaseLost {
                 id: task_id.to_string(),
-            },
-        })
+            }),
+        }
     }
 }
 

@@ -4,7 +4,8 @@ use super::record::{State, TaskRecord};
 use super::KvWorkQueue;
 use crate::error::{QueueError, Result};
 use crate::kv::KeyValue;
-use crate::model::TaskInfo;
+use crate::model::{Lease, TaskInfo};
+use crate::port::TaskStatus;
 
 pub(crate) fn info<K: KeyValue>(q: &KvWorkQueue<K>, task_id: &str) -> Result<Option<TaskInfo>> {
     let Some(record) = q.get_json::<TaskRecord>(&q.keys.task(task_id))? else {
@@ -12,12 +13,20 @@ pub(crate) fn info<K: KeyValue>(q: &KvWorkQueue<K>, task_id: &str) -> Result<Opt
     };
     let results = q.load_results([&record])?;
     let status = record.status(results.get(task_id));
+    let lease = match (&status, &record.state) {
+        (TaskStatus::InProgress { .. }, State::InProgress { lease }) => Some(Lease {
+            id: lease.id.clone(),
+            expires_at: lease.expires_at,
+        }),
+        _ => None,
+    };
     Ok(Some(TaskInfo {
         task: record.task,
         status,
         max_attempts: record.max_attempts,
         created_at: record.created_at,
         updated_at: record.updated_at,
+        lease,
     }))
 }
 

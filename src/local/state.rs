@@ -52,6 +52,10 @@ impl Record {
             max_attempts: self.max_attempts,
             created_at: self.created_at,
             updated_at: self.updated_at,
+            lease: match self.status {
+                TaskStatus::InProgress { .. } => self.lease.clone(),
+                _ => None,
+            },
         }
     }
 

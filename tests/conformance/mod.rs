@@ -55,6 +55,12 @@ pub trait Fixture: Send + Sync + 'static {
     fn exclusive_store(&self) -> bool {
         true
     }
+
+    /// Why this fixture cannot run the suite here — printed as `SKIPPED`,
+    /// and the test ends — or `None` to run it.
+    fn skip(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The configuration every fixture builds its queue with: the defaults,
@@ -119,6 +125,10 @@ macro_rules! conformance_suite {
             #[tokio::test]
             async fn $name() {
                 let fixture = $fixture;
+                if let Some(why) = $crate::conformance::Fixture::skip(&fixture) {
+                    eprintln!("SKIPPED {}: {why}", stringify!($name));
+                    return;
+                }
                 $crate::conformance::$module::$name(&fixture).await;
             }
         )*

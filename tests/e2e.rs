@@ -1,0 +1,530 @@
+//! End to end: the built `.wasm` components served from `spin.toml` by
+//! `wq-test-host` (Spin's key-value semantics on SQLite or Redis), driven
+//! over HTTP — or, with `WQ_BASE_URL=http://127.0.0.1:3000`, a running
+//! `spin up` (tests that need the test host's clock or settings then say
+//! `SKIPPED`).
+
+mod conformance;
+mod e2e_support;
+
+use conformance::{Fixture, SUITE_START_MS};
+use e2e_support::{eventually, external, App, Options, Redis};
+use serde_json::{json, Value};
+use spin_work_queue::client::HttpWorkQueue;
+use spin_work_queue::{
+    DequeueRequest, LeasedQueue, NewTask, QueueError, TaskStatus, WorkQueuePort,
+};
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+/// The conformance suite through `HttpWorkQueue`, against a fresh app per
+/// test whose wall clock is frozen and moved by the test.
+struct HttpFixture {
+    app: App,
+    queue: HttpWorkQueue,
+    skip: Option<String>,
+}
+
+impl HttpFixture {
+    async fn start() -> Self {
+        if let Some(url) = external() {
+            let app = App::external(url);
+            return HttpFixture {
+                queue: app.client(),
+                app,
+                skip: Some("the conformance suite needs the test host's frozen clock".into()),
+            };
+        }
+        let app = App::start(Options {
+            frozen_at: Some(SUITE_START_MS),
+            ..suite_options()
+        })
+        .await;
+        HttpFixture {
+            queue: app.client(),
+            app,
+            skip: None,
+        }
+    }
+}
+
+/// The app settings matching `conformance::suite_config()`, without push
+/// dispatch (the suite plays the worker).
+fn suite_options() -> Options {
+    Options::default()
+        .var("worker_url", "")
+        .var("maintenance_period_ms", "1")
+        .var("retry_base_ms", "1000")
+        .var("retry_max_ms", "60000")
+        .var("retry_jitter", "0")
+}
+
+impl Fixture for HttpFixture {
+    type Queue = HttpWorkQueue;
+    fn queue(&self) -> &HttpWorkQueue {
+        &self.queue
+    }
+    fn advance(&self, ms: u64) {
+        self.app.advance(ms);
+    }
+    fn skip(&self) -> Option<String> {
+        self.skip.clone()
+    }
+}
+
+mod http_conformance {
+    use super::*;
+    conformance_suite!(HttpFixture::start().await);
+}
+
+/// The app with its defaults (push dispatch to the worker, the `echo`
+/// executor), or the external server.
+async fn default_app(options: Options) -> App {
+    match external() {
+        Some(url) => App::external(url),
+        None => App::start(options).await,
+    }
+}
+
+fn echo_task(pipeline: &str, input: Value) -> NewTask {
+    NewTask::new(pipeline, "echo", input)
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", ulid::Ulid::generate())
+}
+
+async fn terminal_status(q: &HttpWorkQueue, id: &str, limit: Duration) -> TaskStatus {
+    eventually(&format!("task {id} to finish"), limit, || async {
+        // Act as the cron a deployment would run: it also pushes a drain
+        // for retries that became due.
+        q.rescue().await.ok();
+        q.status(id)
+            .await
+            .ok()
+            .flatten()
+            .filter(TaskStatus::is_terminal)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_enqueued_task_is_pushed_to_the_worker_and_its_result_is_readable() {
+    let app = default_app(Options::default()).await;
+    let q = app.client();
+    let pipeline = unique("push");
+    let input = json!({ "hello": "world", "n": 1 });
+    let id = q
+        .enqueue_batch(vec![echo_task(&pipeline, input.clone())])
+        .await
+        .unwrap()[0]
+        .id
+        .clone();
+    // No dequeue from here: the queue pushes a drain, the worker calls the
+    // echo executor and acks.
+    let status = eventually(
+        "the pushed drain to complete the task",
+        Duration::from_secs(60),
+        || async {
+            q.status(&id)
+                .await
+                .ok()
+                .flatten()
+                .filter(TaskStatus::is_terminal)
+        },
+    )
+    .await;
+    assert_eq!(
+        status,
+        TaskStatus::Completed {
+            output: input.clone()
+        }
+    );
+    assert_eq!(
+        q.collect_results(&pipeline).await.unwrap(),
+        vec![("echo".to_string(), input)]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn executor_failures_are_retried_then_dead_lettered() {
+    let app = default_app(
+        Options::default()
+            .var("retry_base_ms", "20")
+            .var("retry_max_ms", "100")
+            .var("maintenance_period_ms", "10"),
+    )
+    .await;
+    let q = app.client();
+    let pipeline = unique("retry");
+    let tasks = vec![
+        NewTask {
+            max_attempts: Some(3),
+            ..echo_task(&pipeline, json!({ "fail_times": 2 }))
+        },
+        NewTask {
+            max_attempts: Some(3),
+            ..echo_task(&pipeline, json!({ "fail_times": 5 }))
+        },
+        NewTask {
+            max_attempts: Some(3),
+            ..echo_task(&pipeline, json!({ "fail_times": 1, "fail_status": 404 }))
+        },
+    ];
+    let ids: Vec<String> = q
+        .enqueue_batch(tasks)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    // Generous: on a shared server other tests may keep the queue busy.
+    let limit = Duration::from_secs(300);
+
+    // 500, 500, then 2xx on the third attempt.
+    let recovered = terminal_status(&q, &ids[0], limit).await;
+    assert_eq!(
+        recovered,
+        TaskStatus::Completed {
+            output: json!({ "fail_times": 2 })
+        }
+    );
+    assert_eq!(q.task(&ids[0]).await.unwrap().unwrap().task.attempt, 2);
+
+    // 500 on every attempt: dead-lettered after max_attempts.
+    assert!(matches!(
+        terminal_status(&q, &ids[1], limit).await,
+        TaskStatus::DeadLetter { .. }
+    ));
+    assert_eq!(q.task(&ids[1]).await.unwrap().unwrap().task.attempt, 2);
+
+    // A 4xx is not retried.
+    assert!(matches!(
+        terminal_status(&q, &ids[2], limit).await,
+        TaskStatus::DeadLetter { .. }
+    ));
+    assert_eq!(q.task(&ids[2]).await.unwrap().unwrap().task.attempt, 0);
+
+    let dead: BTreeSet<String> = q
+        .dead_letters(100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.task.id)
+        .collect();
+    assert!(dead.contains(&ids[1]) && dead.contains(&ids[2]) && !dead.contains(&ids[0]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_lease_is_rescued_and_the_stale_ack_refused() {
+    if external().is_some() {
+        eprintln!("SKIPPED: needs the test host's frozen clock");
+        return;
+    }
+    let app = App::start(Options {
+        frozen_at: Some(SUITE_START_MS),
+        ..suite_options()
+    })
+    .await;
+    let q = app.client();
+    let id = q
+        .enqueue_batch(vec![NewTask::new("lease", "n", json!(1))])
+        .await
+        .unwrap()[0]
+        .id
+        .clone();
+    let first = q
+        .dequeue(&DequeueRequest {
+            worker_id: "slow".into(),
+            max: 1,
+            lease_ms: Some(1_000),
+        })
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(first.lease.expires_at, SUITE_START_MS + 1_000);
+    app.advance(1_000);
+    let report = q.rescue().await.unwrap();
+    assert_eq!(report.rescued, 1, "{report:?}");
+    let second = q
+        .dequeue(&DequeueRequest::new("fast", 1))
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(
+        (second.task.id.as_str(), second.task.attempt),
+        (id.as_str(), 1)
+    );
+    assert!(matches!(
+        q.ack(&id, &first.lease.id, json!("late")).await,
+        Err(QueueError::LeaseLost { .. })
+    ));
+    assert_eq!(
+        q.ack(&id, &second.lease.id, json!("on time"))
+            .await
+            .unwrap(),
+        TaskStatus::Completed {
+            output: json!("on time")
+        }
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sixteen_clients_of_500_tasks_lose_and_duplicate_nothing() {
+    const CLIENTS: usize = 16;
+    const TASKS: usize = 500;
+    let app = default_app(Options::default()).await;
+    let run = unique("load");
+    let mut producers = Vec::new();
+    for c in 0..CLIENTS {
+        let q = app.client();
+        let pipeline = format!("{run}-{c}");
+        producers.push(tokio::spawn(async move {
+            for chunk in 0..TASKS / 50 {
+                let batch = (chunk * 50..chunk * 50 + 50)
+                    .map(|n| echo_task(&pipeline, json!({ "client": c, "n": n })))
+                    .collect();
+                let out = q.enqueue_batch(batch).await.expect("enqueue");
+                assert!(out.iter().all(|e| !e.duplicate));
+            }
+            pipeline
+        }));
+    }
+    let mut pipelines = Vec::new();
+    for p in producers {
+        pipelines.push(p.await.unwrap());
+    }
+    let q = app.client();
+    for (c, pipeline) in pipelines.iter().enumerate() {
+        let results = eventually(
+            &format!("client {c}'s {TASKS} results"),
+            Duration::from_secs(600),
+            || async {
+                q.rescue().await.ok();
+                let r = q.collect_results(pipeline).await.ok()?;
+                (r.len() >= TASKS).then_some(r)
+            },
+        )
+        .await;
+        let seen: BTreeSet<u64> = results
+            .iter()
+            .map(|(_, out)| out["n"].as_u64().unwrap())
+            .collect();
+        assert_eq!(results.len(), TASKS, "client {c}: a result is duplicated");
+        assert_eq!(
+            seen,
+            (0..TASKS as u64).collect(),
+            "client {c}: a result is missing"
+        );
+        assert!(results.iter().all(|(_, out)| out["client"] == json!(c)));
+    }
+    if external().is_none() {
+        let stats = q.stats().await.unwrap();
+        assert_eq!(stats.completed, (CLIENTS * TASKS) as u64, "{stats:?}");
+        assert_eq!(
+            (stats.pending, stats.failed, stats.dead_letter),
+            (0, 0, 0),
+            "{stats:?}"
+        );
+    }
+}
+
+/// Status and error code of a raw request.
+async fn call(req: reqwest::RequestBuilder) -> (u16, Value, reqwest::header::HeaderMap) {
+    let resp = req.send().await.expect("request");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    (status, body, headers)
+}
+
+fn assert_error(got: &(u16, Value, reqwest::header::HeaderMap), status: u16, code: &str) {
+    assert_eq!(got.0, status, "{:?}", got.1);
+    assert_eq!(got.1["error"]["code"], code, "{:?}", got.1);
+    assert!(got.1["error"]["message"]
+        .as_str()
+        .is_some_and(|m| !m.is_empty()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_answered_as_the_contract_says() {
+    let app = default_app(Options::default().var("max_body_bytes", "4096")).await;
+    let http = app.http();
+    let url = |p: &str| format!("{}{p}", app.url);
+    let auth = |r: reqwest::RequestBuilder| match &app.token {
+        Some(t) => r.bearer_auth(t),
+        None => r,
+    };
+    let json_post = |p: &str, body: &str| {
+        auth(http.post(url(p)))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+    };
+    assert_error(&call(json_post("/v1/tasks", "{")).await, 400, "bad_request");
+    assert_error(
+        &call(json_post("/v1/dequeue", r#"{"worker_id": 5}"#)).await,
+        400,
+        "bad_request",
+    );
+    let text = auth(http.post(url("/v1/tasks")))
+        .header("content-type", "text/plain")
+        .body("hi");
+    assert_error(&call(text).await, 415, "unsupported_media_type");
+    assert_error(
+        &call(json_post("/v1/tasks", r#"{"pipeline_id": "p"}"#)).await,
+        422,
+        "invalid_task",
+    );
+    assert_error(
+        &call(json_post("/v1/tasks", r#"{"tasks": []}"#)).await,
+        422,
+        "invalid_batch",
+    );
+    assert_error(
+        &call(json_post("/v1/tasks/nope/ack", r#"{"lease_id": "x"}"#)).await,
+        404,
+        "not_found",
+    );
+    assert_error(
+        &call(auth(http.get(url("/v1/nope")))).await,
+        404,
+        "not_found",
+    );
+    let delete = call(auth(http.delete(url("/v1/stats")))).await;
+    assert_error(&delete, 405, "method_not_allowed");
+    assert!(delete.2.get("allow").is_some());
+    let limit: usize = if external().is_some() {
+        1_048_576
+    } else {
+        4096
+    };
+    let big = format!(
+        r#"{{"pipeline_id":"p","node_name":"n","input":"{}"}}"#,
+        "x".repeat(limit)
+    );
+    assert_error(
+        &call(json_post("/v1/tasks", &big)).await,
+        413,
+        "payload_too_large",
+    );
+    // Nothing above was enqueued.
+    if external().is_none() {
+        assert_eq!(app.client().stats().await.unwrap().pending, 0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_configured_token_every_call_is_401() {
+    if external().is_some() {
+        eprintln!("SKIPPED: needs a test host started with a token");
+        return;
+    }
+    let app = App::start(Options::default().var("api_token", "s3cret")).await;
+    let http = app.http();
+    let url = |p: &str| format!("{}{p}", app.url);
+    let missing = call(http.get(url("/v1/stats"))).await;
+    assert_error(&missing, 401, "unauthorized");
+    assert!(missing.2.get("www-authenticate").is_some());
+    assert_error(
+        &call(http.get(url("/v1/stats")).bearer_auth("wrong")).await,
+        401,
+        "unauthorized",
+    );
+    assert_error(
+        &call(http.post(url("/worker/drain")).json(&json!({}))).await,
+        401,
+        "unauthorized",
+    );
+    assert_eq!(
+        call(http.get(url("/v1/stats")).bearer_auth("s3cret"))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(call(http.get(url("/healthz"))).await.0, 200);
+    let anonymous = HttpWorkQueue::new(&app.url).unwrap();
+    assert!(anonymous.stats().await.is_err());
+    assert!(app.client().stats().await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_hosts_sharing_one_redis_drain_one_queue_exactly_once() {
+    if external().is_some() {
+        eprintln!("SKIPPED: starts its own hosts on Redis");
+        return;
+    }
+    let Some(redis) = Redis::start().await else {
+        return;
+    };
+    let options = Options {
+        redis: Some(redis.url.clone()),
+        ..Options::default()
+    }
+    .var("kv_get_many", "single")
+    .var("worker_url", "");
+    let a = App::start(options.clone()).await;
+    let b = App::start(options).await;
+    const TASKS: usize = 300;
+    let pipeline = unique("redis");
+    let q = a.client();
+    for chunk in 0..TASKS / 30 {
+        let batch = (chunk * 30..chunk * 30 + 30)
+            .map(|n| echo_task(&pipeline, json!({ "n": n })))
+            .collect();
+        q.enqueue_batch(batch).await.unwrap();
+    }
+    // Two drainers per host, all on the one store.
+    let mut drainers = Vec::new();
+    for (host, app) in [("a", &a), ("b", &b), ("a", &a), ("b", &b)] {
+        let http = app.http();
+        let url = format!("{}/worker/drain", app.url);
+        drainers.push(tokio::spawn(async move {
+            let mut processed = 0u64;
+            loop {
+                let r: Value = http
+                    .post(&url)
+                    .json(&json!({ "max_tasks": 25, "batch": 5 }))
+                    .send()
+                    .await
+                    .expect("drain")
+                    .json()
+                    .await
+                    .expect("drain report");
+                let n = r["processed"].as_u64().unwrap_or(0);
+                processed += n;
+                if n == 0 {
+                    return (host, processed);
+                }
+            }
+        }));
+    }
+    let mut per_host = std::collections::BTreeMap::new();
+    for d in drainers {
+        let (host, n) = d.await.unwrap();
+        *per_host.entry(host).or_insert(0) += n;
+    }
+    // Drains these loops did not start (a drain that hit `max_tasks` pushes
+    // its own follow-up) may still be finishing.
+    let results = eventually("every result", Duration::from_secs(60), || async {
+        q.rescue().await.ok();
+        let r = q.collect_results(&pipeline).await.ok()?;
+        (r.len() >= TASKS).then_some(r)
+    })
+    .await;
+    let seen: BTreeSet<u64> = results
+        .iter()
+        .map(|(_, out)| out["n"].as_u64().unwrap())
+        .collect();
+    assert_eq!(results.len(), TASKS, "a result is duplicated");
+    assert_eq!(seen, (0..TASKS as u64).collect());
+    let stats = b.client().stats().await.unwrap();
+    assert_eq!(
+        (stats.completed, stats.pending, stats.in_progress),
+        (TASKS as u64, 0, 0),
+        "{stats:?}"
+    );
+    assert!(
+        per_host.values().all(|n| *n > 0),
+        "both hosts did work: {per_host:?}"
+    );
+}

@@ -1,0 +1,310 @@
+//! Plumbing for the end-to-end suite: build the components if needed, serve
+//! the app from `spin.toml` with `wq-test-host` (or use `WQ_BASE_URL`), a
+//! frozen clock the tests move, and waiting for asynchronous work.
+#![allow(dead_code)]
+
+use spin_work_queue::client::HttpWorkQueue;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+use wq_test_host::{HostConfig, RunningHost};
+
+/// The components of the app, by package and wasm file.
+const COMPONENTS: [(&str, &str); 4] = [
+    ("wq-queue", "wq_queue.wasm"),
+    ("wq-worker", "wq_worker.wasm"),
+    ("wq-echo", "wq_echo.wasm"),
+    ("wq-fetch", "wq_fetch.wasm"),
+];
+
+/// A running app: the test host, or the server named by `WQ_BASE_URL`.
+pub struct App {
+    /// Base URL, no trailing slash.
+    pub url: String,
+    /// The bearer token the app requires, if any.
+    pub token: Option<String>,
+    clock: Option<FrozenClock>,
+    host: Option<RunningHost>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// How to start the test host.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Spin variables (`name`, value).
+    pub variables: Vec<(&'static str, String)>,
+    /// Freeze the components' wall clock at this time (Unix ms); tests move
+    /// it with [`App::advance`].
+    pub frozen_at: Option<u64>,
+    /// Back the key-value store with this Redis URL instead of SQLite.
+    pub redis: Option<String>,
+}
+
+impl Options {
+    /// Set a Spin variable.
+    pub fn var(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.variables.push((name, value.into()));
+        self
+    }
+}
+
+/// The external server to test instead of the test host (`WQ_BASE_URL`).
+pub fn external() -> Option<String> {
+    std::env::var("WQ_BASE_URL")
+        .ok()
+        .map(|u| u.trim_end_matches('/').to_string())
+        .filter(|u| !u.is_empty())
+}
+
+/// The runtime hosts run on: it outlives every test's own runtime.
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("host runtime")
+    })
+}
+
+impl App {
+    /// Start the app on the test host with `options`.
+    pub async fn start(options: Options) -> App {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let manifest = manifest_in(dir.path());
+        let mut config = HostConfig::new(manifest);
+        config.kv_sqlite = Some(dir.path().join("kv.db"));
+        config.kv_redis = options.redis.clone();
+        if config.kv_redis.is_some() {
+            config.kv_sqlite = None;
+        }
+        let token = options
+            .variables
+            .iter()
+            .find(|(k, _)| *k == "api_token")
+            .map(|(_, v)| v.clone())
+            .filter(|v| !v.is_empty());
+        config.variables = options
+            .variables
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        let clock = options.frozen_at.map(|at| {
+            let clock = FrozenClock::new(dir.path().join("clock"), at);
+            config.clock_file = Some(clock.path.clone());
+            clock
+        });
+        let host = runtime()
+            .spawn(wq_test_host::serve(config))
+            .await
+            .expect("host task")
+            .expect("the test host starts");
+        App {
+            url: host.url(),
+            token,
+            clock,
+            host: Some(host),
+            _dir: Some(dir),
+        }
+    }
+
+    /// The server named by `WQ_BASE_URL` (token from `WQ_API_TOKEN`).
+    pub fn external(url: String) -> App {
+        App {
+            url,
+            token: std::env::var("WQ_API_TOKEN").ok().filter(|t| !t.is_empty()),
+            clock: None,
+            host: None,
+            _dir: None,
+        }
+    }
+
+    /// A client of this app.
+    pub fn client(&self) -> HttpWorkQueue {
+        let mut b = HttpWorkQueue::builder(&self.url).timeout(Duration::from_secs(60));
+        if let Some(t) = &self.token {
+            b = b.token(t.clone());
+        }
+        b.build().expect("client")
+    }
+
+    /// Move the frozen clock forward.
+    pub fn advance(&self, ms: u64) {
+        self.clock
+            .as_ref()
+            .expect("this app was started without a frozen clock")
+            .advance(ms);
+    }
+
+    /// A raw request builder (for contract checks the client cannot make).
+    pub fn http(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("http client")
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        if let Some(host) = self.host.take() {
+            // Stop accepting; requests in flight finish on the host runtime.
+            drop(host);
+        }
+    }
+}
+
+/// The components' wall clock, frozen at a value the test moves.
+struct FrozenClock {
+    path: PathBuf,
+    now: AtomicU64,
+}
+
+impl FrozenClock {
+    fn new(path: PathBuf, at: u64) -> Self {
+        let c = FrozenClock {
+            path,
+            now: AtomicU64::new(at),
+        };
+        c.write(at);
+        c
+    }
+
+    fn advance(&self, ms: u64) {
+        let now = self.now.fetch_add(ms, SeqCst) + ms;
+        self.write(now);
+    }
+
+    fn write(&self, at: u64) {
+        // Write then rename, so the host never reads half a value.
+        let tmp = self.path.with_extension("tmp");
+        std::fs::write(&tmp, format!("={at}\n")).expect("write clock");
+        std::fs::rename(&tmp, &self.path).expect("move clock");
+    }
+}
+
+/// The target directory of this build (the test binary is in
+/// `<target>/<profile>/deps/`).
+fn target_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        return PathBuf::from(dir);
+    }
+    let exe = std::env::current_exe().expect("test binary path");
+    exe.ancestors().nth(3).expect("target dir").to_path_buf()
+}
+
+/// The built components, built now if any is missing.
+fn wasm_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = target_dir().join("wasm32-wasip2").join("release");
+        if COMPONENTS.iter().any(|(_, f)| !dir.join(f).exists()) {
+            let mut cmd = std::process::Command::new(env!("CARGO"));
+            cmd.args(["build", "--target", "wasm32-wasip2", "--release"])
+                .current_dir(env!("CARGO_MANIFEST_DIR"));
+            for (package, _) in COMPONENTS {
+                cmd.args(["-p", package]);
+            }
+            let status = cmd.status().expect("run cargo build for the components");
+            assert!(status.success(), "building the components failed");
+        }
+        dir
+    })
+}
+
+/// A copy of the repository's `spin.toml` in `dir` whose component sources
+/// point at the built files, wherever the target directory is.
+fn manifest_in(dir: &Path) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut text = std::fs::read_to_string(root.join("spin.toml")).expect("read spin.toml");
+    for (_, file) in COMPONENTS {
+        let built = wasm_dir().join(file);
+        text = text.replace(
+            &format!("\"target/wasm32-wasip2/release/{file}\""),
+            &format!("{:?}", built.display().to_string()),
+        );
+    }
+    let path = dir.join("spin.toml");
+    std::fs::write(&path, text).expect("write manifest");
+    path
+}
+
+/// Poll `check` until it answers `Some`, failing after `limit`. For work
+/// that happens on its own inside the app (pushed drains, executors): there
+/// is no clock to move, only something to wait for.
+pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A `redis-server` on a free port for one test, stopped on drop.
+pub struct Redis {
+    child: std::process::Child,
+    /// `redis://127.0.0.1:PORT`.
+    pub url: String,
+}
+
+impl Redis {
+    /// Start one, or `None` (after printing why) when `redis-server` is not
+    /// installed.
+    pub async fn start() -> Option<Redis> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let child = match std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+        {
+            Ok(c) => c,
+            Err(_) => {
+                eprintln!("SKIPPED: redis-server not found (apt-get install redis-server)");
+                return None;
+            }
+        };
+        let addr = format!("127.0.0.1:{port}");
+        eventually(
+            "redis-server to accept connections",
+            Duration::from_secs(10),
+            || {
+                let addr = addr.clone();
+                async move { tokio::net::TcpStream::connect(addr).await.ok().map(drop) }
+            },
+        )
+        .await;
+        Some(Redis {
+            child,
+            url: format!("redis://{addr}"),
+        })
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
