@@ -46,6 +46,7 @@ mod bindings;
 pub mod client;
 pub mod clock;
 pub mod config;
+mod encode;
 pub mod engine;
 pub mod error;
 pub mod kv;

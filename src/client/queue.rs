@@ -1,6 +1,7 @@
 //! The port and the extended operations over HTTP.
 
-use super::{segment, ErrorBody, HttpWorkQueue};
+use super::{ErrorBody, HttpWorkQueue};
+use crate::encode::percent_encode as segment;
 use crate::error::{QueueError, Result};
 use crate::model::{
     Ack, DeadLetterEntry, DequeueRequest, Enqueued, LeasedTask, NewTask, QueueStats, RescueReport,

@@ -4,6 +4,8 @@
 //! SQLite store poisons itself on an `increment` of a value that is not a
 //! counter.
 
+use crate::encode::percent_encode;
+
 /// A key only ever written with `increment` and read with
 /// [`read_counter`](crate::kv::read_counter).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -60,7 +62,7 @@ impl Keys {
 
     /// `{p}/k/{key}`: idempotency key → task id (only when key ≠ id).
     pub(crate) fn idempotency(&self, key: &str) -> String {
-        format!("{}/k/{}", self.prefix, escape(key))
+        format!("{}/k/{}", self.prefix, percent_encode(key))
     }
 
     /// `{p}/r/{id}/{gen}`: the result of generation `gen` of a task.
@@ -112,27 +114,17 @@ impl Keys {
 
     /// `{p}/m/p/{pipeline}/n`: completions indexed for a pipeline.
     pub(crate) fn pipeline_len(&self, pipeline_id: &str) -> String {
-        format!("{}/m/p/{}/n", self.prefix, escape(pipeline_id))
+        format!("{}/m/p/{}/n", self.prefix, percent_encode(pipeline_id))
     }
 
     /// `{p}/m/p/{pipeline}/{chunk}`: a chunk of a pipeline's completions.
     pub(crate) fn pipeline_chunk(&self, pipeline_id: &str, chunk: u64) -> String {
-        format!("{}/m/p/{}/{chunk}", self.prefix, escape(pipeline_id))
+        format!(
+            "{}/m/p/{}/{chunk}",
+            self.prefix,
+            percent_encode(pipeline_id)
+        )
     }
-}
-
-/// Percent-encode everything but `[A-Za-z0-9_.-]`, so free-form names never
-/// contain `/` and never collide.
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"_.-".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -72,7 +72,7 @@ impl ExecutorRoutes {
 
     /// The URL that executes `node_name`.
     pub fn url_for(&self, node_name: &str) -> String {
-        let encoded = encode_segment(node_name);
+        let encoded = crate::encode::percent_encode(node_name);
         match self
             .by_node
             .get(node_name)
@@ -82,19 +82,6 @@ impl ExecutorRoutes {
             None => format!("{}/{encoded}", self.base),
         }
     }
-}
-
-/// Percent-encode everything but RFC 3986 unreserved characters.
-fn encode_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]
