@@ -50,6 +50,8 @@ fmt:
 test: lint build
 	$(CARGO) test --workspace
 
-## Figures: write commits and reads per task, tasks/s on SQLite.
-bench:
+## Figures: write commits and reads per task, tasks/s on SQLite, and
+## tasks/s end to end through the components.
+bench: build
 	$(CARGO) bench --bench queue
+	$(CARGO) bench --bench e2e

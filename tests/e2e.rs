@@ -504,9 +504,11 @@ async fn two_hosts_sharing_one_redis_drain_one_queue_exactly_once() {
         *per_host.entry(host).or_insert(0) += n;
     }
     // Drains these loops did not start (a drain that hit `max_tasks` pushes
-    // its own follow-up) may still be finishing.
+    // its own follow-up) may still be finishing; keep draining meanwhile.
+    let http = b.http();
+    let drain = format!("{}/worker/drain", b.url);
     let results = eventually("every result", Duration::from_secs(60), || async {
-        q.rescue().await.ok();
+        http.post(&drain).json(&json!({})).send().await.ok();
         let r = q.collect_results(&pipeline).await.ok()?;
         (r.len() >= TASKS).then_some(r)
     })

@@ -5,9 +5,11 @@
 //! the same cost at any queue depth. An empty queue costs reads only.
 //!
 //! Under contention two dequeuers may peek the same prefix; the loser's
-//! `increment` then hands it slots past the tail that no task fills yet.
-//! Those are recorded in the orphan log (one more reservation, same
-//! `set_many`), which later dequeuers read first once the slots are filled.
+//! `increment` then hands it slots past what it peeked, possibly past the
+//! tail, that no task fills yet. Those are recorded in the orphan log (one
+//! more reservation, same `set_many`); maintenance — the log's only reader
+//! — puts the tasks written there back in the ring. A dequeue that finds
+//! the ring empty while orphaned tasks wait runs that step at once.
 
 use super::keys::Log;
 use super::maintenance;
@@ -22,16 +24,6 @@ use std::collections::HashMap;
 /// Peek-and-take rounds per call (a round may deliver less than asked when
 /// it meets stale entries).
 const MAX_ROUNDS: usize = 4;
-
-/// Where a taken slot came from, which decides what happens if it is empty.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Origin {
-    /// Taken from the ring: an empty slot is recorded as an orphan.
-    Ring,
-    /// Taken from the orphan log: still empty means its enqueue died;
-    /// maintenance's ring walk settles it.
-    Orphan,
-}
 
 /// What one call has gathered so far.
 struct Batch {
@@ -56,26 +48,26 @@ pub(crate) fn run<K: KeyValue>(
         writes: Writes::default(),
         orphans: Vec::new(),
     };
+    let mut settled_orphans = false;
     for _ in 0..MAX_ROUNDS {
         if batch.out.len() >= max {
             break;
         }
-        let counters = q.read_counters(&[
-            &q.keys.head(Log::Orphans),
-            &q.keys.tail(Log::Orphans),
-            &q.keys.head(Log::Ring),
-            &q.keys.tail(Log::Ring),
-        ])?;
-        let (o_head, o_tail, q_head, q_tail) = (counters[0], counters[1], counters[2], counters[3]);
-        let mut slots = Vec::new();
-        if o_head < o_tail {
-            slots.extend(take_orphans(q, o_head, q_tail)?);
-        }
-        let want = (max - batch.out.len()).saturating_sub(slots.len()) as u64;
-        if want > 0 && q_head < q_tail {
-            slots.extend(take_ring(q, q_head, q_tail, want)?);
-        }
+        let c = q.read_counters(&[&q.keys.head(Log::Ring), &q.keys.tail(Log::Ring)])?;
+        let (head, tail) = (c[0], c[1]);
+        let want = (max - batch.out.len()) as u64;
+        let slots = if head < tail {
+            take(q, head, tail, want)?
+        } else {
+            Vec::new()
+        };
         if slots.is_empty() {
+            // Nothing in the ring: tasks may still wait in the orphan log.
+            if !settled_orphans && batch.out.is_empty() && maintenance::orphans_waiting(q, tail)? {
+                settled_orphans = true;
+                maintenance::run(q, true)?;
+                continue;
+            }
             break;
         }
         deliver(q, &slots, req, lease_ms, max, &mut batch)?;
@@ -94,40 +86,11 @@ pub(crate) fn run<K: KeyValue>(
     Ok(batch.out)
 }
 
-/// Take the next orphan entry when all its slots are allocated (or the
-/// entry itself was never written); returns its slots.
-fn take_orphans<K: KeyValue>(
-    q: &KvWorkQueue<K>,
-    o_head: u64,
-    q_tail: u64,
-) -> Result<Vec<(u64, Origin)>> {
-    let peeked: Option<OrphanRange> = q.get_json(&q.keys.entry(Log::Orphans, o_head))?;
-    if matches!(peeked, Some(r) if r.end > q_tail) {
-        return Ok(Vec::new()); // not filled yet: leave it for later
-    }
-    let mine = q.increment(&q.keys.head(Log::Orphans), 1)? - 1;
-    let range: Option<OrphanRange> = if mine == o_head {
-        peeked
-    } else {
-        q.get_json(&q.keys.entry(Log::Orphans, mine))?
-    };
-    Ok(match range {
-        // An entry whose writer died: the ring walk recovers its slots.
-        None => Vec::new(),
-        Some(r) => (r.start..r.end).map(|s| (s, Origin::Orphan)).collect(),
-    })
-}
-
 /// Take up to `want` slots from the ring head: as many as the filled prefix
 /// that was peeked.
-fn take_ring<K: KeyValue>(
-    q: &KvWorkQueue<K>,
-    q_head: u64,
-    q_tail: u64,
-    want: u64,
-) -> Result<Vec<(u64, Origin)>> {
-    let window = want.min(q_tail - q_head);
-    let keys: Vec<String> = (q_head..q_head + window)
+fn take<K: KeyValue>(q: &KvWorkQueue<K>, head: u64, tail: u64, want: u64) -> Result<Vec<u64>> {
+    let window = want.min(tail - head);
+    let keys: Vec<String> = (head..head + window)
         .map(|s| q.keys.entry(Log::Ring, s))
         .collect();
     let filled: HashMap<String, Vec<u8>> = q.kv.get_many(&keys)?.into_iter().collect();
@@ -138,22 +101,20 @@ fn take_ring<K: KeyValue>(
         return Ok(Vec::new());
     }
     let end = q.increment(&q.keys.head(Log::Ring), n)?;
-    Ok((end - n..end).map(|s| (s, Origin::Ring)).collect())
+    Ok((end - n..end).collect())
 }
 
-/// Lease every deliverable task among the taken slots.
+/// Lease every deliverable task among the taken slots; empty ones become
+/// orphans.
 fn deliver<K: KeyValue>(
     q: &KvWorkQueue<K>,
-    slots: &[(u64, Origin)],
+    slots: &[u64],
     req: &DequeueRequest,
     lease_ms: u64,
     max: usize,
     batch: &mut Batch,
 ) -> Result<()> {
-    let keys: Vec<String> = slots
-        .iter()
-        .map(|(s, _)| q.keys.entry(Log::Ring, *s))
-        .collect();
+    let keys: Vec<String> = slots.iter().map(|s| q.keys.entry(Log::Ring, *s)).collect();
     let entries: HashMap<String, String> = q.get_many_json(&keys)?;
     let missing: Vec<&str> = entries
         .values()
@@ -162,19 +123,16 @@ fn deliver<K: KeyValue>(
         .collect();
     let loaded = q.load_tasks(missing)?;
     batch.records.extend(loaded);
-    let candidates: Vec<&TaskRecord> = slots
-        .iter()
-        .filter_map(|(s, _)| entries.get(&q.keys.entry(Log::Ring, *s)))
+    let candidates: Vec<&TaskRecord> = entries
+        .values()
         .filter_map(|id| batch.records.get(id))
         .filter(|r| r.state == State::Pending)
         .collect();
     let results = q.load_results(candidates)?;
     let now = q.now();
-    for (slot, origin) in slots {
-        let Some(id) = entries.get(&q.keys.entry(Log::Ring, *slot)) else {
-            if *origin == Origin::Ring {
-                batch.orphans.push(*slot);
-            }
+    for (slot, key) in slots.iter().zip(&keys) {
+        let Some(id) = entries.get(key) else {
+            batch.orphans.push(*slot);
             continue;
         };
         let Some(record) = batch.records.get_mut(id) else {

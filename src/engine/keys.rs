@@ -17,7 +17,7 @@ pub(crate) struct CounterKey(pub(crate) String);
 pub(crate) enum Log {
     /// The pending ring: ids of due tasks, consumed by dequeuers (`head`).
     Ring,
-    /// Ring slots taken while still empty, for later dequeuers to deliver.
+    /// Ring slots dequeuers took while still empty, for maintenance to settle.
     Orphans,
     /// Tasks enqueued with a delay, consumed by maintenance.
     Delayed,

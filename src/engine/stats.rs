@@ -18,7 +18,8 @@ use std::collections::HashMap;
 /// none or a few: one per dequeue that lost a race).
 const ORPHANS_COUNTED: u64 = 64;
 
-/// Ring slots named by orphan entries not yet taken, that are written.
+/// Ring slots named by orphan entries maintenance has not settled, that
+/// are reserved (so probably written).
 fn orphaned_and_written<K: KeyValue>(
     q: &KvWorkQueue<K>,
     o_head: u64,
@@ -49,13 +50,12 @@ pub(crate) fn run<K: KeyValue>(q: &KvWorkQueue<K>) -> Result<QueueStats> {
         &k.tail(Log::Completions),
         &k.tail(Log::DeadLetters),
         &k.redriven(),
-        &k.head(Log::Orphans),
         &k.tail(Log::Orphans),
     ])?;
     let (ring_head, ring_tail, delayed_tail, retries_tail, completions_tail, dead_tail, redriven) =
         (c[0], c[1], c[2], c[3], c[4], c[5], c[6]);
-    let orphaned = orphaned_and_written(q, c[7], c[8], ring_tail)?;
     let s: MaintenanceState = q.get_json(&k.maintenance_state())?.unwrap_or_default();
+    let orphaned = orphaned_and_written(q, s.orphans, c[7], ring_tail)?;
     let t = s.totals;
     let completed = completions_tail.saturating_sub(t.completion_holes + t.completion_superseded);
     let retried = retries_tail.saturating_sub(t.retry_holes);

@@ -13,17 +13,20 @@
 //! | phase | module |
 //! | --- | --- |
 //! | delayed and retry inboxes → ring or timers | [`inbox`] |
+//! | orphan log: tasks written to slots dequeuers took too early → ring | [`orphans`] |
 //! | due timers: promotions, lease expiry | [`timers`] |
 //! | ring walk: leases to watch, slots whose taker died | [`walk`] |
 //! | completion log → pipeline index | [`index`] |
 
 mod inbox;
 mod index;
+mod orphans;
 mod state;
 mod timers;
 mod walk;
 
 pub(crate) use index::pipeline_completions;
+pub(crate) use orphans::orphans_waiting;
 pub(crate) use state::MaintenanceState;
 
 use super::keys::Log;
@@ -84,6 +87,7 @@ pub(crate) fn run<K: KeyValue>(q: &KvWorkQueue<K>, forced: bool) -> Result<Rescu
         let before = run.progress();
         run.inbox(inbox::Inbox::Delayed)?;
         run.inbox(inbox::Inbox::Retries)?;
+        run.orphans()?;
         run.timers()?;
         run.unblock_ring()?;
         run.walk()?;
@@ -106,6 +110,8 @@ pub(super) enum Requeue {
     Rescue,
     /// Its ring slot was taken by a request that died before leasing it.
     Retake,
+    /// It was written to a ring slot a dequeuer had already taken.
+    Orphan,
 }
 
 /// The error of a task dead-lettered because its last lease expired.
@@ -125,6 +131,9 @@ pub(super) struct Run<'a, K> {
     pub delayed_tail: u64,
     pub retries_tail: u64,
     pub completions_tail: u64,
+    pub orphans_tail: u64,
+    /// Orphan ranges to append again (their slots are not reserved yet).
+    pub reorphaned: Vec<super::record::OrphanRange>,
     /// Records read (and possibly changed) by this run.
     pub records: HashMap<String, TaskRecord>,
     dirty: BTreeSet<String>,
@@ -150,6 +159,7 @@ impl<'a, K: KeyValue> Run<'a, K> {
             &q.keys.tail(Log::Delayed),
             &q.keys.tail(Log::Retries),
             &q.keys.tail(Log::Completions),
+            &q.keys.tail(Log::Orphans),
         ])?;
         if now >= state.mark.at + q.config.grace_ms {
             state.graced = state.mark;
@@ -160,6 +170,7 @@ impl<'a, K: KeyValue> Run<'a, K> {
                 delayed_tail: c[2],
                 retries_tail: c[3],
                 completions_tail: c[4],
+                orphans_tail: c[5],
             };
         }
         Ok(Self {
@@ -172,6 +183,8 @@ impl<'a, K: KeyValue> Run<'a, K> {
             delayed_tail: c[2],
             retries_tail: c[3],
             completions_tail: c[4],
+            orphans_tail: c[5],
+            reorphaned: Vec::new(),
             records: HashMap::new(),
             dirty: BTreeSet::new(),
             requeued: Vec::new(),
@@ -185,14 +198,13 @@ impl<'a, K: KeyValue> Run<'a, K> {
     }
 
     /// The cursors, to tell whether a pass moved any of them.
-    fn progress(&self) -> (u64, u64, u64, u64, usize, u64) {
+    fn progress(&self) -> (u64, u64, u64, u64, u64) {
         let s = &self.state;
         (
             s.walk,
-            s.delayed,
-            s.retries,
+            s.delayed + s.retries + s.orphans,
             s.completions,
-            s.timers.len(),
+            s.timers.len() as u64,
             self.ring_head,
         )
     }
@@ -253,6 +265,7 @@ impl<'a, K: KeyValue> Run<'a, K> {
                 self.state.totals.rescued += 1;
             }
             Requeue::Retake => r.requeue(Place::ring(UNPLACED), self.now, true),
+            Requeue::Orphan => r.requeue(Place::ring(UNPLACED), self.now, false),
         }
         self.requeued.push(id.to_string());
         self.dirty.insert(id.to_string());
@@ -354,6 +367,12 @@ impl<'a, K: KeyValue> Run<'a, K> {
                         failed_at: self.now,
                     },
                 );
+            }
+        }
+        if !self.reorphaned.is_empty() {
+            let first = q.reserve(&q.keys.tail(Log::Orphans), self.reorphaned.len() as u64)?;
+            for (i, r) in self.reorphaned.iter().enumerate() {
+                writes.put(q.keys.entry(Log::Orphans, first + i as u64), r);
             }
         }
         for id in &self.dirty {

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 /// that is at least one grace period old and still unwritten belongs to a
 /// request that died (or is too slow to be trusted and will redo its work).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub(crate) struct Mark {
     pub at: u64,
     pub ring_head: u64,
@@ -14,6 +15,7 @@ pub(crate) struct Mark {
     pub delayed_tail: u64,
     pub retries_tail: u64,
     pub completions_tail: u64,
+    pub orphans_tail: u64,
 }
 
 /// Timer entries waiting, by kind (for the stats).
@@ -25,6 +27,7 @@ pub(crate) struct Waiting {
 
 /// Running totals of what maintenance saw and did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub(crate) struct Totals {
     /// Ring slots that delivered nothing (stale entries, holes, slots
     /// re-queued because their taker died).
@@ -41,6 +44,7 @@ pub(crate) struct Totals {
     pub delayed_holes: u64,
     pub retry_holes: u64,
     pub completion_holes: u64,
+    pub orphan_holes: u64,
     /// Completion entries superseded by a redone ack (see
     /// `KvWorkQueue::guarded`): the task's result names a later entry.
     pub completion_superseded: u64,
@@ -48,6 +52,7 @@ pub(crate) struct Totals {
 
 /// The whole state, one JSON value.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub(crate) struct MaintenanceState {
     /// Completed runs so far; the next run's lock is keyed by it.
     pub generation: u64,
@@ -62,6 +67,7 @@ pub(crate) struct MaintenanceState {
     pub delayed: u64,
     pub retries: u64,
     pub completions: u64,
+    pub orphans: u64,
     /// The latest mark, and the newest one at least a grace period old.
     pub mark: Mark,
     pub graced: Mark,
