@@ -196,9 +196,5 @@ fn write_orphans<K: KeyValue>(
             }),
         }
     }
-    let first = q.reserve(&q.keys.tail(Log::Orphans), ranges.len() as u64)?;
-    for (i, r) in ranges.iter().enumerate() {
-        writes.put(q.keys.entry(Log::Orphans, first + i as u64), r);
-    }
-    Ok(())
+    q.append(Log::Orphans, &ranges, writes).map(drop)
 }

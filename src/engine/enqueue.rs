@@ -155,29 +155,21 @@ fn lookup<K: KeyValue>(q: &KvWorkQueue<K>, fresh: &[Fresh]) -> Result<HashMap<us
 /// Reserve log slots and write every record, entry and mapping at once.
 fn write<K: KeyValue>(q: &KvWorkQueue<K>, fresh: &[Fresh]) -> Result<()> {
     let now = q.now();
-    let due = fresh.iter().filter(|f| f.task.delay_ms == 0).count() as u64;
-    let delayed = fresh.len() as u64 - due;
-    let mut next_ring = if due > 0 {
-        q.reserve(&q.keys.tail(Log::Ring), due)?
-    } else {
-        0
-    };
-    let mut next_delayed = if delayed > 0 {
-        q.reserve(&q.keys.tail(Log::Delayed), delayed)?
-    } else {
-        0
-    };
+    let (due, delayed): (Vec<&Fresh>, Vec<&Fresh>) =
+        fresh.iter().partition(|f| f.task.delay_ms == 0);
+    let ids = |tasks: &[&Fresh]| tasks.iter().map(|f| f.id.clone()).collect::<Vec<_>>();
     let mut writes = Writes::default();
-    for f in fresh {
-        let at = if f.task.delay_ms == 0 {
-            next_ring += 1;
-            writes.put(q.keys.entry(Log::Ring, next_ring - 1), &f.id);
-            Place::ring(next_ring - 1)
-        } else {
-            next_delayed += 1;
-            writes.put(q.keys.entry(Log::Delayed, next_delayed - 1), &f.id);
-            Place::delayed(next_delayed - 1)
-        };
+    let first_due = q.append(Log::Ring, &ids(&due), &mut writes)?;
+    let first_delayed = q.append(Log::Delayed, &ids(&delayed), &mut writes)?;
+    let due = due
+        .into_iter()
+        .enumerate()
+        .map(|(i, f)| (f, Place::ring(first_due + i as u64)));
+    let delayed = delayed
+        .into_iter()
+        .enumerate()
+        .map(|(i, f)| (f, Place::delayed(first_delayed + i as u64)));
+    for (f, at) in due.chain(delayed) {
         if f.key != f.id {
             writes.put(q.keys.idempotency(&f.key), &f.id);
         }

@@ -1,7 +1,7 @@
 //! Typed access to the store: JSON values, counters, batched writes, and
 //! the slow-write guard every appending operation runs under.
 
-use super::keys::CounterKey;
+use super::keys::{CounterKey, Log};
 use super::record::{ResultRecord, TaskRecord};
 use super::KvWorkQueue;
 use crate::error::{QueueError, Result};
@@ -83,6 +83,24 @@ impl<K: KeyValue> KvWorkQueue<K> {
     /// the first of the `n` slots now reserved.
     pub(crate) fn reserve(&self, tail: &CounterKey, n: u64) -> Result<u64> {
         Ok(self.increment(tail, n)? - n)
+    }
+
+    /// Append `entries` to `log`: one reservation, the entries added to
+    /// `writes`. Returns the first slot (nothing is reserved for none).
+    pub(crate) fn append<T: Serialize>(
+        &self,
+        log: Log,
+        entries: &[T],
+        writes: &mut Writes,
+    ) -> Result<u64> {
+        if entries.is_empty() {
+            return Ok(0);
+        }
+        let first = self.reserve(&self.keys.tail(log), entries.len() as u64)?;
+        for (i, e) in entries.iter().enumerate() {
+            writes.put(self.keys.entry(log, first + i as u64), e);
+        }
+        Ok(first)
     }
 
     /// Task records by id (absent ids are left out).

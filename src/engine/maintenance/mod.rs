@@ -343,38 +343,27 @@ impl<'a, K: KeyValue> Run<'a, K> {
         let q = self.q;
         self.check_lock()?;
         let mut writes = Writes::default();
-        if !self.requeued.is_empty() {
-            let first = q.reserve(&q.keys.tail(Log::Ring), self.requeued.len() as u64)?;
-            for (i, id) in self.requeued.iter().enumerate() {
-                let slot = first + i as u64;
-                if let Some(r) = self.records.get_mut(id) {
-                    r.at = Place::ring(slot);
-                }
-                writes.put(q.keys.entry(Log::Ring, slot), id);
+        let first = q.append(Log::Ring, &self.requeued, &mut writes)?;
+        for (i, id) in self.requeued.iter().enumerate() {
+            if let Some(r) = self.records.get_mut(id) {
+                r.at = Place::ring(first + i as u64);
             }
         }
-        if !self.dead.is_empty() {
-            let first = q.reserve(&q.keys.tail(Log::DeadLetters), self.dead.len() as u64)?;
-            for (i, id) in self.dead.iter().enumerate() {
-                let n = first + i as u64;
-                if let Some(r) = self.records.get_mut(id) {
-                    r.at = Place::dead_letters(n);
-                }
-                writes.put(
-                    q.keys.entry(Log::DeadLetters, n),
-                    &DeadLetterRef {
-                        id: id.clone(),
-                        failed_at: self.now,
-                    },
-                );
+        let refs: Vec<DeadLetterRef> = self
+            .dead
+            .iter()
+            .map(|id| DeadLetterRef {
+                id: id.clone(),
+                failed_at: self.now,
+            })
+            .collect();
+        let first = q.append(Log::DeadLetters, &refs, &mut writes)?;
+        for (i, id) in self.dead.iter().enumerate() {
+            if let Some(r) = self.records.get_mut(id) {
+                r.at = Place::dead_letters(first + i as u64);
             }
         }
-        if !self.reorphaned.is_empty() {
-            let first = q.reserve(&q.keys.tail(Log::Orphans), self.reorphaned.len() as u64)?;
-            for (i, r) in self.reorphaned.iter().enumerate() {
-                writes.put(q.keys.entry(Log::Orphans, first + i as u64), r);
-            }
-        }
+        q.append(Log::Orphans, &self.reorphaned, &mut writes)?;
         for id in &self.dirty {
             if let Some(r) = self.records.get(id) {
                 writes.put(q.keys.task(id), r);
