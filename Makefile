@@ -31,10 +31,11 @@ up: build
 	  exit 1; }
 	$(SPIN) up
 
-## The same with Redis as the key-value store (runtime-config/redis.toml).
+## The same with Redis as the key-value store (runtime-config/redis.toml);
+## Spin's Redis store cannot serve `get-many`, so keys are read one by one.
 up-redis: build
 	@command -v $(SPIN) >/dev/null || { echo "spin is not installed (see 'make up')"; exit 1; }
-	$(SPIN) up --runtime-config-file runtime-config/redis.toml
+	SPIN_VARIABLE_KV_GET_MANY=single $(SPIN) up --runtime-config-file runtime-config/redis.toml
 
 ## Formatting and lints (warnings are errors).
 lint:

@@ -530,3 +530,40 @@ async fn two_hosts_sharing_one_redis_drain_one_queue_exactly_once() {
         "both hosts did work: {per_host:?}"
     );
 }
+
+/// `kv_get_many` left at its default on Redis, where every `get-many` of
+/// several keys fails: the components fall back to one `get` per key, so
+/// the queue is slower but loses nothing and completes everything once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_with_get_many_left_on_still_drains_everything() {
+    if external().is_some() {
+        eprintln!("SKIPPED: starts its own host on Redis");
+        return;
+    }
+    let Some(redis) = Redis::start().await else {
+        return;
+    };
+    let app = App::start(Options {
+        redis: Some(redis.url.clone()),
+        ..Options::default()
+    })
+    .await;
+    const TASKS: usize = 40;
+    let pipeline = unique("redis-batch");
+    let q = app.client();
+    let batch = (0..TASKS)
+        .map(|n| echo_task(&pipeline, json!({ "n": n })))
+        .collect();
+    q.enqueue_batch(batch).await.unwrap();
+    let results = eventually("every result", Duration::from_secs(60), || async {
+        let r = q.collect_results(&pipeline).await.ok()?;
+        (r.len() >= TASKS).then_some(r)
+    })
+    .await;
+    let seen: BTreeSet<u64> = results
+        .iter()
+        .map(|(_, out)| out["n"].as_u64().unwrap())
+        .collect();
+    assert_eq!(results.len(), TASKS, "a result is duplicated");
+    assert_eq!(seen, (0..TASKS as u64).collect());
+}

@@ -139,6 +139,24 @@ pub fn read_counter<K: KeyValue + ?Sized>(kv: &K, key: &str) -> Result<i64, KvEr
     }
 }
 
+/// Split `len` keys into the fewest chunks of at most `max` keys, as even
+/// as possible: `[0..250, 250..501]` for 501 keys in chunks of 500 or
+/// fewer. With `max >= 4`, no chunk of two or more keys is ever cut
+/// down to a single key — the shape of `get-many` that crashes Spin's
+/// Redis backend.
+///
+/// ```
+/// use spin_work_queue::kv::even_chunks;
+/// let sizes: Vec<usize> = even_chunks(501, 500).map(|r| r.len()).collect();
+/// assert_eq!(sizes, [250, 251]);
+/// assert_eq!(even_chunks(0, 500).count(), 0);
+/// ```
+pub fn even_chunks(len: usize, max: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+    let max = max.max(1);
+    let count = len.div_ceil(max);
+    (0..count).map(move |i| (len * i / count)..(len * (i + 1) / count))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,5 +180,23 @@ mod tests {
         assert_eq!(decode_counter(&(-7i64).to_le_bytes()), Some(-7));
         assert_eq!(decode_counter(&(1i64 << 40).to_le_bytes()), Some(1 << 40));
         assert_eq!(decode_counter(b""), None);
+    }
+
+    #[test]
+    fn even_chunks_cover_every_key_once_and_never_leave_one_alone() {
+        for max in [4, 5, 64, 500] {
+            for len in 0..=(3 * max + 2) {
+                let chunks: Vec<_> = even_chunks(len, max).collect();
+                assert_eq!(chunks.len(), len.div_ceil(max), "len {len} max {max}");
+                let mut next = 0;
+                for c in &chunks {
+                    assert_eq!(c.start, next, "contiguous: len {len} max {max}");
+                    assert!(c.len() <= max, "too big: len {len} max {max}");
+                    assert!(len < 2 || c.len() >= 2, "lone key: len {len} max {max}");
+                    next = c.end;
+                }
+                assert_eq!(next, len);
+            }
+        }
     }
 }

@@ -11,7 +11,7 @@
 //! key by key and the handle stays in `Single` mode for its lifetime (one
 //! request), so a misconfigured Redis app is slower but correct.
 
-use super::{KeyValue, KvError};
+use super::{even_chunks, KeyValue, KvError};
 use crate::bindings::wasi::keyvalue::{atomics, batch, store};
 use std::cell::Cell;
 
@@ -109,7 +109,13 @@ impl KeyValue for WasiKv {
             return self.get_each(keys);
         }
         let mut found = Vec::with_capacity(keys.len());
-        for chunk in keys.chunks(GET_MANY_CHUNK) {
+        // Even chunks: never a one-key `get-many` (see the module docs).
+        for range in even_chunks(keys.len(), GET_MANY_CHUNK) {
+            let chunk = &keys[range];
+            if self.get_many.get() == GetMany::Single {
+                found.extend(self.get_each(chunk)?);
+                continue;
+            }
             match batch::get_many(&self.bucket, chunk) {
                 Ok(pairs) => found.extend(pairs.into_iter().filter_map(|(k, v)| v.map(|v| (k, v)))),
                 Err(e) => {
