@@ -216,7 +216,7 @@ fn wasm_dir() -> &'static Path {
 
 /// A copy of the repository's `spin.toml` in `dir` whose component sources
 /// point at the built files, wherever the target directory is.
-fn manifest_in(dir: &Path) -> PathBuf {
+pub fn manifest_in(dir: &Path) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut text = std::fs::read_to_string(root.join("spin.toml")).expect("read spin.toml");
     for (_, file) in COMPONENTS {
