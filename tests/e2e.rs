@@ -8,7 +8,7 @@ mod conformance;
 mod e2e_support;
 
 use conformance::{Fixture, SUITE_START_MS};
-use e2e_support::{eventually, external, App, Options, Redis};
+use e2e_support::{assert_each_once, eventually, external, numbered, App, Options, Redis};
 use serde_json::{json, Value};
 use spin_work_queue::client::HttpWorkQueue;
 use spin_work_queue::{
@@ -306,16 +306,7 @@ async fn sixteen_clients_of_500_tasks_lose_and_duplicate_nothing() {
             },
         )
         .await;
-        let seen: BTreeSet<u64> = results
-            .iter()
-            .map(|(_, out)| out["n"].as_u64().unwrap())
-            .collect();
-        assert_eq!(results.len(), TASKS, "client {c}: a result is duplicated");
-        assert_eq!(
-            seen,
-            (0..TASKS as u64).collect(),
-            "client {c}: a result is missing"
-        );
+        assert_each_once(&format!("client {c}"), &results, TASKS);
         assert!(results.iter().all(|(_, out)| out["client"] == json!(c)));
     }
     if external().is_none() {
@@ -513,12 +504,7 @@ async fn two_hosts_sharing_one_redis_drain_one_queue_exactly_once() {
         (r.len() >= TASKS).then_some(r)
     })
     .await;
-    let seen: BTreeSet<u64> = results
-        .iter()
-        .map(|(_, out)| out["n"].as_u64().unwrap())
-        .collect();
-    assert_eq!(results.len(), TASKS, "a result is duplicated");
-    assert_eq!(seen, (0..TASKS as u64).collect());
+    assert_each_once("the pipeline", &results, TASKS);
     let stats = b.client().stats().await.unwrap();
     assert_eq!(
         (stats.completed, stats.pending, stats.in_progress),
@@ -551,19 +537,11 @@ async fn redis_with_get_many_left_on_still_drains_everything() {
     const TASKS: usize = 40;
     let pipeline = unique("redis-batch");
     let q = app.client();
-    let batch = (0..TASKS)
-        .map(|n| echo_task(&pipeline, json!({ "n": n })))
-        .collect();
-    q.enqueue_batch(batch).await.unwrap();
+    q.enqueue_batch(numbered(&pipeline, TASKS)).await.unwrap();
     let results = eventually("every result", Duration::from_secs(60), || async {
         let r = q.collect_results(&pipeline).await.ok()?;
         (r.len() >= TASKS).then_some(r)
     })
     .await;
-    let seen: BTreeSet<u64> = results
-        .iter()
-        .map(|(_, out)| out["n"].as_u64().unwrap())
-        .collect();
-    assert_eq!(results.len(), TASKS, "a result is duplicated");
-    assert_eq!(seen, (0..TASKS as u64).collect());
+    assert_each_once("the pipeline", &results, TASKS);
 }

@@ -7,11 +7,10 @@
 
 mod e2e_support;
 
-use e2e_support::{eventually, manifest_in, Redis};
+use e2e_support::{assert_each_once, eventually, manifest_in, numbered, Redis};
 use serde_json::{json, Value};
 use spin_work_queue::client::HttpWorkQueue;
 use spin_work_queue::{LeasedQueue, NewTask, TaskStatus, WorkQueuePort};
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -134,10 +133,7 @@ fn unique(prefix: &str) -> String {
 /// result is there, exactly once.
 async fn drain_batch(q: &HttpWorkQueue, count: usize) {
     let pipeline = unique("batch");
-    let tasks: Vec<NewTask> = (0..count)
-        .map(|n| NewTask::new(&pipeline, "echo", json!({ "n": n })))
-        .collect();
-    for chunk in tasks.chunks(50) {
+    for chunk in numbered(&pipeline, count).chunks(50) {
         q.enqueue_batch(chunk.to_vec()).await.expect("enqueue");
     }
     let results = eventually("every result", Duration::from_secs(120), || async {
@@ -146,12 +142,7 @@ async fn drain_batch(q: &HttpWorkQueue, count: usize) {
         (r.len() >= count).then_some(r)
     })
     .await;
-    let seen: BTreeSet<u64> = results
-        .iter()
-        .map(|(_, out)| out["n"].as_u64().expect("echoed n"))
-        .collect();
-    assert_eq!(results.len(), count, "a result is duplicated");
-    assert_eq!(seen, (0..count as u64).collect());
+    assert_each_once("the batch", &results, count);
 }
 
 /// README "Quick start": one `curl` enqueues an `echo` task, the queue

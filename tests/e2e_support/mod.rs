@@ -308,3 +308,25 @@ impl Drop for Redis {
         let _ = self.child.wait();
     }
 }
+
+/// Echo inputs numbered `{"n": 0}` … `{"n": count - 1}`, for `pipeline`.
+pub fn numbered(pipeline: &str, count: usize) -> Vec<spin_work_queue::NewTask> {
+    (0..count)
+        .map(|n| spin_work_queue::NewTask::new(pipeline, "echo", serde_json::json!({ "n": n })))
+        .collect()
+}
+
+/// Assert that `results` are the echoed outputs of [`numbered`] inputs,
+/// each exactly once (`what` names them in the failure).
+pub fn assert_each_once(what: &str, results: &[(String, serde_json::Value)], count: usize) {
+    let seen: std::collections::BTreeSet<u64> = results
+        .iter()
+        .map(|(_, out)| out["n"].as_u64().expect("an echoed `n`"))
+        .collect();
+    assert_eq!(results.len(), count, "{what}: a result is duplicated");
+    assert_eq!(
+        seen,
+        (0..count as u64).collect(),
+        "{what}: a result is missing"
+    );
+}
