@@ -518,8 +518,11 @@ async fn two_hosts_sharing_one_redis_drain_one_queue_exactly_once() {
 }
 
 /// `kv_get_many` left at its default on Redis, where every `get-many` of
-/// several keys fails: the components fall back to one `get` per key, so
-/// the queue is slower but loses nothing and completes everything once.
+/// several keys fails and one of a single existing key crashes the host:
+/// the components fall back to one `get` per key and never send a lone key,
+/// so the queue is slower but loses nothing and completes everything once.
+/// 501 tasks with their own ids, enqueued twice, make the second enqueue
+/// read 501 existing records (chunks of 500 would leave one alone).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_with_get_many_left_on_still_drains_everything() {
     if external().is_some() {
@@ -534,11 +537,25 @@ async fn redis_with_get_many_left_on_still_drains_everything() {
         ..Options::default()
     })
     .await;
-    const TASKS: usize = 40;
+    const TASKS: usize = 501;
     let pipeline = unique("redis-batch");
     let q = app.client();
-    q.enqueue_batch(numbered(&pipeline, TASKS)).await.unwrap();
-    let results = eventually("every result", Duration::from_secs(60), || async {
+    let tasks: Vec<NewTask> = numbered(&pipeline, TASKS)
+        .into_iter()
+        .map(|mut t| {
+            t.id = Some(ulid::Ulid::generate().to_string());
+            t
+        })
+        .collect();
+    let first = q.enqueue_batch(tasks.clone()).await.unwrap();
+    assert!(first.iter().all(|e| !e.duplicate));
+    let again = q.enqueue_batch(tasks).await.unwrap();
+    assert!(again.iter().all(|e| e.duplicate), "{again:?}");
+    assert_eq!(
+        again.iter().map(|e| &e.id).collect::<Vec<_>>(),
+        first.iter().map(|e| &e.id).collect::<Vec<_>>()
+    );
+    let results = eventually("every result", Duration::from_secs(120), || async {
         let r = q.collect_results(&pipeline).await.ok()?;
         (r.len() >= TASKS).then_some(r)
     })

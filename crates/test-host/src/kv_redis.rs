@@ -9,8 +9,9 @@
 //!   `increment` is `INCRBY` (the value is a decimal string);
 //! - `get-many` sends the keys to `KEYS` as Spin 4.1 does: with several keys
 //!   Redis rejects the command, and with one key that exists the reply cannot
-//!   be decoded (Spin panics, here it is an `other` error); one missing key
-//!   yields an empty list;
+//!   be decoded and Spin's host panics (here the call traps: the request
+//!   fails, the component cannot recover); one missing key yields an empty
+//!   list;
 //! - CAS: `cas.new` opens a dedicated connection, `current` is
 //!   `WATCH key` + `GET key`, `swap` is `MULTI`/`SET`/`EXEC` followed by
 //!   `UNWATCH key` — which Redis rejects (UNWATCH takes no argument), so every
@@ -21,6 +22,15 @@ use redis::aio::{ConnectionManager, MultiplexedConnection};
 use redis::AsyncCommands;
 
 use crate::HostError;
+
+/// How a Redis `get-many` fails.
+#[derive(Debug)]
+pub enum GetManyFailure {
+    /// An error the component receives.
+    Error(String),
+    /// A host panic in Spin: the call traps.
+    Panic(String),
+}
 
 /// A Redis-backed store shared by all components and requests of a host.
 pub struct RedisKv {
@@ -73,7 +83,7 @@ impl RedisKv {
     pub async fn get_many(
         &self,
         keys: Vec<String>,
-    ) -> Result<Vec<(String, Option<Vec<u8>>)>, String> {
+    ) -> Result<Vec<(String, Option<Vec<u8>>)>, GetManyFailure> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
@@ -83,15 +93,15 @@ impl RedisKv {
             .arg(&keys)
             .query_async(&mut self.conn.clone())
             .await
-            .map_err(redis_err)?;
+            .map_err(|e| GetManyFailure::Error(redis_err(e)))?;
         if reply.is_empty() {
             Ok(Vec::new())
         } else {
-            Err(format!(
+            Err(GetManyFailure::Panic(format!(
                 "get-many on Redis: `KEYS {}` returned key names that cannot be decoded as \
-                 (key, value) pairs (Spin 4.1 panics here)",
+                 (key, value) pairs (Spin 4.1's host panics here)",
                 keys[0]
-            ))
+            )))
         }
     }
 

@@ -109,10 +109,17 @@ async fn redis_get_many_fails_like_spin_4_1() {
     let base = host.url();
     post(&base, "/probe/kv/set-many", "a=1\nb=2").await;
 
+    // several keys: an error the component sees (the probe answers it)
     let (s, body) = get(&base, "/probe/kv/get-many?keys=a,b").await;
     assert_eq!(s, 500, "{body}");
+    assert!(body.starts_with("error: "), "{body}");
+    // one existing key: Spin's host panics, so the component never answers
     let (s, body) = get(&base, "/probe/kv/get-many?keys=a").await;
     assert_eq!(s, 500, "{body}");
+    assert!(
+        !body.starts_with("error: "),
+        "the component saw an error: {body}"
+    );
     // one missing key: an empty list
     assert_eq!(
         get(&base, "/probe/kv/get-many?keys=missing").await,
