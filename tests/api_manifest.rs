@@ -4,7 +4,7 @@
 //! get the key-value store.
 
 use spin_work_queue::api::ApiConfig;
-use spin_work_queue::worker::WorkerConfig;
+use spin_work_queue::worker::{FetchConfig, WorkerConfig};
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 use toml::Value;
@@ -49,9 +49,18 @@ fn every_variable_read_is_declared_with_a_default_and_mapped() {
     let worker_reads = names_read(|var| {
         WorkerConfig::from_lookup(var).expect("defaults are valid");
     });
+    let mut fetch_reads = names_read(|var| {
+        FetchConfig::from_lookup(var).expect("defaults are valid");
+    });
+    fetch_reads.retain(|name| !GLUE_VARIABLES.contains(&name.as_str())); // no store
     assert!(queue_reads.contains("api_token") && queue_reads.contains("worker_url"));
     assert!(worker_reads.contains("executors") && worker_reads.contains("executor_timeout_ms"));
-    for (id, reads) in [("queue", &queue_reads), ("worker", &worker_reads)] {
+    assert!(fetch_reads.contains("fetch_private_hosts"));
+    for (id, reads) in [
+        ("queue", &queue_reads),
+        ("worker", &worker_reads),
+        ("fetch", &fetch_reads),
+    ] {
         let mapped = table_keys(component(&m, id).get("variables"));
         for name in reads {
             let decl = app
@@ -76,6 +85,9 @@ fn variable_defaults_are_the_code_defaults() {
     let from_manifest = WorkerConfig::from_lookup(|name| vars.get(name).map(|_| default(name)))
         .expect("the manifest's defaults are valid");
     assert_eq!(from_manifest, WorkerConfig::default());
+    let fetch = FetchConfig::from_lookup(|name| vars.get(name).map(|_| default(name)))
+        .expect("the manifest's defaults are valid");
+    assert_eq!(fetch, FetchConfig::default());
 }
 
 #[test]

@@ -27,8 +27,8 @@ pub use executor::{
     HEADER_ATTEMPT, HEADER_IDEMPOTENCY_KEY, HEADER_NODE_NAME, HEADER_PIPELINE_ID, HEADER_TASK_ID,
 };
 pub use fetch::{
-    fetch_denied, fetch_output, fetch_target, fetch_unreachable, html_title, FETCH_TITLE_MAX_CHARS,
-    FETCH_TITLE_SCAN_BYTES,
+    fetch_denied, fetch_output, fetch_target, fetch_unreachable, html_title, FetchConfig,
+    FETCH_TITLE_MAX_CHARS, FETCH_TITLE_SCAN_BYTES,
 };
 pub use http::{handle_drain, DrainOutcome, DRAIN_SEGMENT};
 pub use routes::{ExecutorRoutes, EXECUTOR_BASE_DEFAULT, FALLBACK_KEY, NODE_NAME_PLACEHOLDER};

@@ -39,12 +39,21 @@ pub struct Options {
     pub frozen_at: Option<u64>,
     /// Back the key-value store with this Redis URL instead of SQLite.
     pub redis: Option<String>,
+    /// Text replacements applied to the copy of `spin.toml` served.
+    pub manifest_edits: Vec<(String, String)>,
 }
 
 impl Options {
     /// Set a Spin variable.
     pub fn var(mut self, name: &'static str, value: impl Into<String>) -> Self {
         self.variables.push((name, value.into()));
+        self
+    }
+
+    /// Serve `spin.toml` with `from` (which must occur in it) replaced by
+    /// `to`.
+    pub fn edit(mut self, from: impl Into<String>, to: impl Into<String>) -> Self {
+        self.manifest_edits.push((from.into(), to.into()));
         self
     }
 }
@@ -74,6 +83,14 @@ impl App {
     pub async fn start(options: Options) -> App {
         let dir = tempfile::tempdir().expect("temp dir");
         let manifest = manifest_in(dir.path());
+        if !options.manifest_edits.is_empty() {
+            let mut text = std::fs::read_to_string(&manifest).expect("read manifest copy");
+            for (from, to) in &options.manifest_edits {
+                assert!(text.contains(from.as_str()), "spin.toml has no {from:?}");
+                text = text.replace(from.as_str(), to);
+            }
+            std::fs::write(&manifest, text).expect("write manifest copy");
+        }
         let mut config = HostConfig::new(manifest);
         config.kv_sqlite = Some(dir.path().join("kv.db"));
         config.kv_redis = options.redis.clone();

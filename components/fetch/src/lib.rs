@@ -1,17 +1,18 @@
 //! Example executor: input `{"url"}` → `GET` it → output
 //! `{status, content_type, bytes, title}` (see
 //! [`spin_work_queue::worker::fetch_output`]). A target that cannot be
-//! reached is a 502 (retryable); a host outside `allowed_outbound_hosts` a
-//! 403.
+//! reached is a 502 (retryable); a host outside `allowed_outbound_hosts`, or
+//! a private address while `fetch_private_hosts` is `deny`, a 403.
 
 #![cfg(target_arch = "wasm32")]
 
 use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
 use spin_work_queue::worker::{
-    fetch_denied, fetch_output, fetch_target, fetch_unreachable, FETCH_TITLE_SCAN_BYTES,
+    fetch_denied, fetch_output, fetch_target, fetch_unreachable, FetchConfig,
+    FETCH_TITLE_SCAN_BYTES,
 };
-use wq_spin_glue::{read_request, respond, send, Outbound, SendFailure};
+use wq_spin_glue::{read_request, respond, send, variable, Outbound, SendFailure};
 
 /// Largest input accepted.
 const MAX_INPUT_BYTES: usize = 64 * 1024;
@@ -26,7 +27,11 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
         Ok(r) => r,
         Err(e) => return respond(out, &e.to_response()).await,
     };
-    let url = match fetch_target(&request) {
+    let config = match FetchConfig::from_lookup(variable) {
+        Ok(c) => c,
+        Err(e) => return respond(out, &e.to_response()).await,
+    };
+    let url = match fetch_target(&request, &config) {
         Ok(url) => url,
         Err(answer) => return respond(out, &answer).await,
     };
