@@ -14,7 +14,7 @@ use spin_work_queue::worker::{
     drain, handle_drain, DrainRequest, DrainSettings, Executor, ExecutorReply, ExecutorRequest,
     ExecutorRoutes, HEADER_ATTEMPT, HEADER_NODE_NAME, HEADER_TASK_ID,
 };
-use spin_work_queue::{LeasedQueue, ManualClock, RetryPolicy, TaskStatus};
+use spin_work_queue::{Clock, LeasedQueue, ManualClock, RetryPolicy, TaskStatus};
 use std::cell::RefCell;
 use std::sync::Arc;
 
@@ -28,6 +28,7 @@ struct Fixture {
     queue: Box<dyn LeasedQueue>,
     clock: ManualClock,
     settings: DrainSettings,
+    config: QueueConfig,
 }
 
 impl Drop for Fixture {
@@ -65,9 +66,10 @@ fn setup() -> Vec<Fixture> {
             );
             Fixture {
                 name,
-                queue: make(config, Arc::new(clock.clone())),
+                queue: make(config.clone(), Arc::new(clock.clone())),
                 clock,
                 settings,
+                config,
             }
         })
         .collect()
@@ -97,7 +99,16 @@ impl Fixture {
             clock: &self.clock,
             script,
             calls: RefCell::new(Vec::new()),
+            pauses: RefCell::new(Vec::new()),
+            can_pause: true,
         }
+    }
+
+    /// The drain settings, waiting for the retries a drain schedules.
+    fn awaiting_retries(&self) -> DrainSettings {
+        self.settings
+            .clone()
+            .awaiting_retries(self.config.retry.clone(), self.config.maintenance_period_ms)
     }
 }
 
@@ -122,12 +133,14 @@ fn answer(status: u16, body: Value) -> Step {
 }
 
 /// An executor that follows a script, records its calls, moves the clock
-/// and can rescue behind the worker's back.
+/// and can rescue behind the worker's back; its pauses move the clock.
 struct Scripted<'a, F> {
     queue: &'a dyn LeasedQueue,
     clock: &'a ManualClock,
     script: F,
     calls: RefCell<Vec<ExecutorRequest>>,
+    pauses: RefCell<Vec<u64>>,
+    can_pause: bool,
 }
 
 #[async_trait(?Send)]
@@ -140,6 +153,14 @@ impl<F: Fn(&ExecutorRequest) -> Step> Executor for Scripted<'_, F> {
             self.queue.rescue().await.expect("rescue");
         }
         step.reply
+    }
+
+    async fn pause(&self, ms: u64) -> bool {
+        if self.can_pause {
+            self.pauses.borrow_mut().push(ms);
+            self.clock.advance(ms);
+        }
+        self.can_pause
     }
 }
 
@@ -246,6 +267,106 @@ async fn a_retried_task_is_delivered_as_its_next_attempt() {
                 output: json!("second works")
             }
         );
+    }
+}
+
+/// Fails attempt 0 with a 500, answers 200 afterwards.
+fn flaky(req: &ExecutorRequest) -> Step {
+    match header(req, HEADER_ATTEMPT) {
+        "0" => answer(500, json!("first try fails")),
+        _ => answer(200, json!("second works")),
+    }
+}
+
+#[tokio::test]
+async fn a_drain_waits_for_the_retries_it_schedules_within_its_budget() {
+    for fx in setup() {
+        let ids = fx.enqueue(&["flaky", "steady"]).await;
+        let exec = fx.executor(|req| match node(req) {
+            "flaky" => flaky(req),
+            _ => answer(200, json!("fine")),
+        });
+        let settings = fx.awaiting_retries();
+        let started = fx.clock.now_ms();
+        let report = drain(&*fx.queue, &exec, &settings, &DrainRequest::default())
+            .await
+            .expect("drained");
+        assert_eq!(
+            (
+                report.processed,
+                report.succeeded,
+                report.failed,
+                report.more
+            ),
+            (3, 2, 1, false)
+        );
+        assert_eq!(
+            fx.status(&ids[0]).await,
+            TaskStatus::Completed {
+                output: json!("second works")
+            }
+        );
+        // One pause: until the retry is due (backoff 1 s, no jitter) plus
+        // one maintenance period, and no longer.
+        let ready = fx.config.retry.backoff_ms(&ids[0], 0) + fx.config.maintenance_period_ms;
+        assert_eq!(*exec.pauses.borrow(), vec![ready]);
+        assert_eq!(fx.clock.now_ms() - started, ready);
+    }
+}
+
+#[tokio::test]
+async fn a_drain_does_not_wait_past_its_budget_or_without_the_setting() {
+    for fx in setup() {
+        let ids = fx.enqueue(&["flaky"]).await;
+        let exec = fx.executor(flaky);
+        // The retry is deliverable after 2 s: beyond a 1.5 s budget.
+        let short = DrainRequest {
+            budget_ms: 1_500,
+            ..DrainRequest::default()
+        };
+        let report = drain(&*fx.queue, &exec, &fx.awaiting_retries(), &short)
+            .await
+            .unwrap();
+        assert_eq!((report.processed, report.failed), (1, 1));
+        assert!(exec.pauses.borrow().is_empty());
+        assert!(matches!(
+            fx.status(&ids[0]).await,
+            TaskStatus::Failed { attempt: 0, .. }
+        ));
+    }
+    for fx in setup() {
+        fx.enqueue(&["flaky"]).await;
+        let exec = fx.executor(flaky);
+        let report = drain(&*fx.queue, &exec, &fx.settings, &DrainRequest::default())
+            .await
+            .unwrap();
+        assert_eq!((report.processed, report.failed), (1, 1));
+        assert!(exec.pauses.borrow().is_empty(), "settings without retries");
+    }
+}
+
+#[tokio::test]
+async fn a_drain_whose_executor_cannot_pause_ends() {
+    for fx in setup() {
+        fx.enqueue(&["flaky"]).await;
+        let exec = Scripted {
+            can_pause: false,
+            ..fx.executor(flaky)
+        };
+        let started = fx.clock.now_ms();
+        let report = drain(
+            &*fx.queue,
+            &exec,
+            &fx.awaiting_retries(),
+            &DrainRequest::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            (report.processed, report.failed, report.more),
+            (1, 1, false)
+        );
+        assert_eq!(fx.clock.now_ms(), started, "no time passed");
     }
 }
 

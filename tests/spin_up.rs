@@ -7,7 +7,7 @@
 
 mod e2e_support;
 
-use e2e_support::{assert_each_once, eventually, manifest_in, numbered, Redis};
+use e2e_support::{assert_each_once, eventually, manifest_in, numbered, unique, Redis};
 use serde_json::{json, Value};
 use spin_work_queue::client::HttpWorkQueue;
 use spin_work_queue::{LeasedQueue, NewTask, TaskStatus, WorkQueuePort};
@@ -123,10 +123,6 @@ impl Drop for SpinUp {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", ulid::Ulid::generate())
 }
 
 /// Enqueue `count` echo tasks of a fresh pipeline and wait until every

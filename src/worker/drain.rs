@@ -1,13 +1,15 @@
 //! [`drain`]: dequeue batches, execute each task, ack (in batch) or fail
 //! it, keep the leases alive, stop on `max_tasks`, the time budget or an
-//! empty queue.
+//! empty queue — after waiting for the retries it scheduled when they fall
+//! due within the budget.
 
 use super::executor::{classify, Execution, Executor, ExecutorRequest};
 use super::routes::ExecutorRoutes;
 use crate::clock::Clock;
-use crate::config::{MAX_DEQUEUE_BATCH, MAX_LEASE_MS, MIN_LEASE_MS};
+use crate::config::{RetryPolicy, MAX_DEQUEUE_BATCH, MAX_LEASE_MS, MIN_LEASE_MS};
 use crate::error::QueueError;
 use crate::model::{Ack, DequeueRequest, LeasedTask};
+use crate::port::TaskStatus;
 use crate::queue::LeasedQueue;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -127,6 +129,19 @@ pub struct DrainSettings {
     pub lease_ms: u64,
     /// Time source (the same as the queue's).
     pub clock: Arc<dyn Clock>,
+    /// Wait for the retries this drain schedules (see
+    /// [`DrainSettings::awaiting_retries`]); `None`: end without waiting.
+    pub retries: Option<AwaitRetries>,
+}
+
+/// What a drain needs to know to wait for its own retries: when a task it
+/// failed becomes due, and how long maintenance may take to promote it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AwaitRetries {
+    /// The queue's retry backoff.
+    pub retry: RetryPolicy,
+    /// The queue's `maintenance_period_ms`.
+    pub maintenance_period_ms: u64,
 }
 
 impl DrainSettings {
@@ -148,7 +163,21 @@ impl DrainSettings {
             executor_timeout_ms,
             lease_ms,
             clock,
+            retries: None,
         }
+    }
+
+    /// The same settings, with drains that wait for the retries they
+    /// schedule: when a dequeue comes back short and a task this drain
+    /// failed will be due (and promoted by maintenance) before the budget
+    /// ends, the drain pauses until then and dequeues again — so quick
+    /// retries run without a scheduler calling `POST /v1/maintenance/rescue`.
+    pub fn awaiting_retries(mut self, retry: RetryPolicy, maintenance_period_ms: u64) -> Self {
+        self.retries = Some(AwaitRetries {
+            retry,
+            maintenance_period_ms,
+        });
+        self
     }
 
     /// Whether leases expiring at `expiry` must be renewed before starting
@@ -185,6 +214,7 @@ where
         executor,
         settings,
         report: DrainReport::default(),
+        retry_due: None,
     };
     match run.all(req).await {
         Ok(()) => Ok(run.report),
@@ -200,6 +230,8 @@ struct Run<'a, Q: ?Sized, E: ?Sized> {
     executor: &'a E,
     settings: &'a DrainSettings,
     report: DrainReport,
+    /// When the earliest retry this drain scheduled falls due.
+    retry_due: Option<u64>,
 }
 
 impl<Q: LeasedQueue + ?Sized, E: Executor + ?Sized> Run<'_, Q, E> {
@@ -223,9 +255,37 @@ impl<Q: LeasedQueue + ?Sized, E: Executor + ?Sized> Run<'_, Q, E> {
             let short = batch.len() < want as usize;
             self.report.processed += batch.len() as u64;
             self.batch(batch).await?;
-            if short {
+            if short
+                && !self
+                    .await_retries(start.saturating_add(req.budget_ms))
+                    .await
+            {
                 return Ok(());
             }
+        }
+    }
+
+    /// After a short dequeue: wait for the earliest retry this drain
+    /// scheduled when it will be deliverable before `deadline` — due, plus
+    /// one maintenance period, after which some dequeue has promoted it.
+    /// `false`: the drain ends.
+    async fn await_retries(&mut self, deadline: u64) -> bool {
+        let (Some(due), Some(wait)) = (self.retry_due.take(), &self.settings.retries) else {
+            return false;
+        };
+        let ready = due.saturating_add(wait.maintenance_period_ms);
+        if ready > deadline {
+            return false;
+        }
+        let now = self.settings.clock.now_ms();
+        ready <= now || self.executor.pause(ready - now).await
+    }
+
+    /// Note a retry the queue scheduled for `task_id` (failed `attempt`).
+    fn scheduled_retry(&mut self, task_id: &str, attempt: u32) {
+        if let Some(wait) = &self.settings.retries {
+            let due = self.settings.clock.now_ms() + wait.retry.backoff_ms(task_id, attempt);
+            self.retry_due = Some(self.retry_due.map_or(due, |d| d.min(due)));
         }
     }
 
@@ -259,6 +319,9 @@ impl<Q: LeasedQueue + ?Sized, E: Executor + ?Sized> Run<'_, Q, E> {
                         .queue
                         .fail_leased(&leased.task.id, &leased.lease.id, &error, retryable)
                         .await;
+                    if let Ok(TaskStatus::Failed { attempt, .. }) = &outcome {
+                        self.scheduled_retry(&leased.task.id, *attempt);
+                    }
                     self.count(outcome.map(drop), Counter::Failed)?;
                 }
             }

@@ -17,9 +17,9 @@ mod routes;
 
 pub use config::{WorkerConfig, MIN_EXECUTOR_TIMEOUT_MS};
 pub use drain::{
-    drain, DrainError, DrainReport, DrainRequest, DrainSettings, BATCH_DEFAULT, BUDGET_MS_DEFAULT,
-    BUDGET_MS_LIMIT, EXECUTOR_TIMEOUT_MS_DEFAULT, LEASE_MARGIN_MS, MAX_TASKS_DEFAULT,
-    MAX_TASKS_LIMIT,
+    drain, AwaitRetries, DrainError, DrainReport, DrainRequest, DrainSettings, BATCH_DEFAULT,
+    BUDGET_MS_DEFAULT, BUDGET_MS_LIMIT, EXECUTOR_TIMEOUT_MS_DEFAULT, LEASE_MARGIN_MS,
+    MAX_TASKS_DEFAULT, MAX_TASKS_LIMIT,
 };
 pub use echo::{echo_plan, EchoPlan, ECHO_FAIL_STATUS_DEFAULT, ECHO_MAX_SLEEP_MS};
 pub use executor::{

@@ -347,3 +347,8 @@ pub fn assert_each_once(what: &str, results: &[(String, serde_json::Value)], cou
         "{what}: a result is missing"
     );
 }
+
+/// `prefix` made unique (pipelines of tests that share a server).
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", ulid::Ulid::generate())
+}
