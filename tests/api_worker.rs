@@ -315,6 +315,49 @@ async fn a_drain_waits_for_the_retries_it_schedules_within_its_budget() {
 }
 
 #[tokio::test]
+async fn a_drain_waits_for_each_of_its_retries_in_turn() {
+    for fx in setup() {
+        let ids = fx.enqueue(&["quick", "slow"]).await;
+        // "slow" fails 1.5 s after "quick": its retry falls due after that
+        // of "quick" was delivered.
+        let exec = fx.executor(|req| Step {
+            takes_ms: if node(req) == "slow" && header(req, HEADER_ATTEMPT) == "0" {
+                1_500
+            } else {
+                0
+            },
+            ..flaky(req)
+        });
+        let started = fx.clock.now_ms();
+        let report = drain(
+            &*fx.queue,
+            &exec,
+            &fx.awaiting_retries(),
+            &DrainRequest::default(),
+        )
+        .await
+        .expect("drained");
+        assert_eq!(
+            (report.processed, report.succeeded, report.failed),
+            (4, 2, 2)
+        );
+        for id in &ids {
+            assert!(matches!(fx.status(id).await, TaskStatus::Completed { .. }));
+        }
+        // Two pauses: until the retry of "quick" is deliverable, then until
+        // that of "slow" is.
+        let period = fx.config.maintenance_period_ms;
+        let quick_ready = started + fx.config.retry.backoff_ms(&ids[0], 0) + period;
+        let slow_ready = started + 1_500 + fx.config.retry.backoff_ms(&ids[1], 0) + period;
+        assert_eq!(
+            *exec.pauses.borrow(),
+            vec![quick_ready - (started + 1_500), slow_ready - quick_ready]
+        );
+        assert_eq!(fx.clock.now_ms(), slow_ready);
+    }
+}
+
+#[tokio::test]
 async fn a_drain_does_not_wait_past_its_budget_or_without_the_setting() {
     for fx in setup() {
         let ids = fx.enqueue(&["flaky"]).await;

@@ -12,6 +12,7 @@ use crate::model::{Ack, DequeueRequest, LeasedTask};
 use crate::port::TaskStatus;
 use crate::queue::LeasedQueue;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Default of `max_tasks`.
@@ -214,7 +215,7 @@ where
         executor,
         settings,
         report: DrainReport::default(),
-        retry_due: None,
+        retries_due: BTreeMap::new(),
     };
     match run.all(req).await {
         Ok(()) => Ok(run.report),
@@ -230,8 +231,9 @@ struct Run<'a, Q: ?Sized, E: ?Sized> {
     executor: &'a E,
     settings: &'a DrainSettings,
     report: DrainReport,
-    /// When the earliest retry this drain scheduled falls due.
-    retry_due: Option<u64>,
+    /// The retries this drain scheduled and has not seen again: task id →
+    /// when it falls due.
+    retries_due: BTreeMap<String, u64>,
 }
 
 impl<Q: LeasedQueue + ?Sized, E: Executor + ?Sized> Run<'_, Q, E> {
@@ -252,6 +254,9 @@ impl<Q: LeasedQueue + ?Sized, E: Executor + ?Sized> Run<'_, Q, E> {
                 lease_ms: Some(self.settings.lease_ms),
             };
             let batch = self.queue.dequeue(&dequeue).await?;
+            for leased in &batch {
+                self.retries_due.remove(&leased.task.id);
+            }
             let short = batch.len() < want as usize;
             self.report.processed += batch.len() as u64;
             self.batch(batch).await?;
@@ -266,13 +271,23 @@ impl<Q: LeasedQueue + ?Sized, E: Executor + ?Sized> Run<'_, Q, E> {
     }
 
     /// After a short dequeue: wait for the earliest retry this drain
-    /// scheduled when it will be deliverable before `deadline` — due, plus
-    /// one maintenance period, after which some dequeue has promoted it.
-    /// `false`: the drain ends.
+    /// scheduled and has not seen again, when it will be deliverable before
+    /// `deadline` — due, plus one maintenance period, after which some
+    /// dequeue has promoted it. `false`: the drain ends.
     async fn await_retries(&mut self, deadline: u64) -> bool {
-        let (Some(due), Some(wait)) = (self.retry_due.take(), &self.settings.retries) else {
+        let Some(wait) = &self.settings.retries else {
             return false;
         };
+        // Taken out, so that a retry another worker took is waited for once.
+        let Some((id, due)) = self
+            .retries_due
+            .iter()
+            .min_by_key(|(_, due)| **due)
+            .map(|(id, due)| (id.clone(), *due))
+        else {
+            return false;
+        };
+        self.retries_due.remove(&id);
         let ready = due.saturating_add(wait.maintenance_period_ms);
         if ready > deadline {
             return false;
@@ -285,7 +300,7 @@ impl<Q: LeasedQueue + ?Sized, E: Executor + ?Sized> Run<'_, Q, E> {
     fn scheduled_retry(&mut self, task_id: &str, attempt: u32) {
         if let Some(wait) = &self.settings.retries {
             let due = self.settings.clock.now_ms() + wait.retry.backoff_ms(task_id, attempt);
-            self.retry_due = Some(self.retry_due.map_or(due, |d| d.min(due)));
+            self.retries_due.insert(task_id.to_string(), due);
         }
     }
 
