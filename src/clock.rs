@@ -4,10 +4,17 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// A source of wall-clock time in Unix milliseconds.
+/// A source of wall-clock time in Unix milliseconds, and of waiting.
 pub trait Clock: Send + Sync {
     /// The current time in Unix milliseconds.
     fn now_ms(&self) -> u64;
+
+    /// Wait `ms` milliseconds, blocking the caller; `false` when this
+    /// clock cannot wait (the default), and the caller does without.
+    fn sleep_ms(&self, ms: u64) -> bool {
+        let _ = ms;
+        false
+    }
 }
 
 /// The system's wall clock (`std::time::SystemTime`; on `wasm32-wasip2` the
@@ -22,9 +29,17 @@ impl Clock for SystemClock {
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0)
     }
+
+    /// `std::thread::sleep` (on `wasm32-wasip2`, a `wasi:clocks`
+    /// monotonic pollable): the calling request has nothing else to do.
+    fn sleep_ms(&self, ms: u64) -> bool {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+        true
+    }
 }
 
-/// A clock that only moves when told to. Clones share the same time.
+/// A clock that only moves when told to, or when someone sleeps on it
+/// (sleeping advances it). Clones share the same time.
 ///
 /// ```
 /// use spin_work_queue::{Clock, ManualClock};
@@ -60,10 +75,20 @@ impl Clock for ManualClock {
     fn now_ms(&self) -> u64 {
         self.now.load(Ordering::SeqCst)
     }
+
+    /// Advance the clock by `ms` at once.
+    fn sleep_ms(&self, ms: u64) -> bool {
+        self.advance(ms);
+        true
+    }
 }
 
 impl<C: Clock + ?Sized> Clock for Arc<C> {
     fn now_ms(&self) -> u64 {
         (**self).now_ms()
+    }
+
+    fn sleep_ms(&self, ms: u64) -> bool {
+        (**self).sleep_ms(ms)
     }
 }

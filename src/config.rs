@@ -1,7 +1,7 @@
 //! Queue configuration: a plain struct with documented defaults, validated
 //! once when a queue is built.
 
-use crate::error::{QueueError, Result};
+use crate::error::{InvalidKind, QueueError, Result};
 
 /// Default number of delivery attempts before a task is dead-lettered.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
@@ -26,6 +26,18 @@ pub const DEFAULT_MAINTENANCE_PERIOD_MS: u64 = 1_000;
 /// Default time after which work taken but not recorded is presumed lost
 /// by a crashed request and recovered.
 pub const DEFAULT_GRACE_MS: u64 = 10_000;
+/// Shortest accepted `grace_ms`.
+pub const MIN_GRACE_MS: u64 = 1_000;
+/// Longest accepted `grace_ms` (10 minutes).
+pub const MAX_GRACE_MS: u64 = 600_000;
+/// Default time finished tasks are kept before the retention sweep deletes
+/// them (7 days); `0` keeps them forever.
+pub const DEFAULT_RETENTION_MS: u64 = 7 * 24 * 3_600_000;
+/// Shortest non-zero `retention_ms` (1 minute).
+pub const MIN_RETENTION_MS: u64 = 60_000;
+/// Deepest nesting of arrays and objects accepted in a task's input or
+/// output (the store's JSON decoder stops at 128; records add a few levels).
+pub const MAX_JSON_DEPTH: usize = 64;
 /// Default worker id used by the [`WorkQueuePort`](crate::WorkQueuePort)
 /// methods, which carry none.
 pub const DEFAULT_PORT_WORKER_ID: &str = "port";
@@ -104,10 +116,14 @@ pub struct QueueConfig {
     pub retry: RetryPolicy,
     /// Minimum interval between two maintenance runs.
     pub maintenance_period_ms: u64,
-    /// How long work taken by a request but not yet recorded is presumed to
-    /// be in flight. Must exceed the longest pause of a request between two
-    /// store operations plus the clock skew between hosts.
+    /// The time unit every safety bound of the store engine is derived
+    /// from ([`Timing`]): clocks of all hosts agree within `grace_ms / 10`,
+    /// a store call lands within `grace_ms / 10` of the check before it, a
+    /// request finishes its writes within `2 × grace_ms / 5`.
     pub grace_ms: u64,
+    /// How long finished tasks (completed or dead-lettered), their
+    /// idempotency keys and results are kept; `0` keeps them forever.
+    pub retention_ms: u64,
     /// Worker id recorded for tasks taken through
     /// [`WorkQueuePort::try_dequeue`](crate::WorkQueuePort::try_dequeue).
     pub port_worker_id: String,
@@ -122,15 +138,21 @@ impl Default for QueueConfig {
             retry: RetryPolicy::default(),
             maintenance_period_ms: DEFAULT_MAINTENANCE_PERIOD_MS,
             grace_ms: DEFAULT_GRACE_MS,
+            retention_ms: DEFAULT_RETENTION_MS,
             port_worker_id: DEFAULT_PORT_WORKER_ID.to_string(),
         }
     }
 }
 
 impl QueueConfig {
+    /// The time bounds derived from [`grace_ms`](Self::grace_ms).
+    pub fn timing(&self) -> Timing {
+        Timing::from_grace(self.grace_ms)
+    }
+
     /// Check every field; returns the config unchanged when it is valid.
     pub fn validated(self) -> Result<Self> {
-        let bad = |m: String| Err(QueueError::Invalid(m));
+        let bad = |m: String| Err(QueueError::invalid(InvalidKind::Config, m));
         let prefix_ok = !self.key_prefix.is_empty()
             && self.key_prefix.len() <= 64
             && self
@@ -162,12 +184,155 @@ impl QueueConfig {
         if self.maintenance_period_ms == 0 {
             return bad("maintenance_period_ms must be positive".into());
         }
-        if self.grace_ms < 2 {
-            return bad("grace_ms must be at least 2".into());
+        if !(MIN_GRACE_MS..=MAX_GRACE_MS).contains(&self.grace_ms) {
+            return bad(format!(
+                "grace_ms must be {MIN_GRACE_MS}..={MAX_GRACE_MS}, got {}",
+                self.grace_ms
+            ));
+        }
+        if let Err(broken) = self.timing().check() {
+            return bad(format!("grace_ms {} breaks {broken}", self.grace_ms));
+        }
+        if self.maintenance_period_ms > self.grace_ms {
+            return bad("maintenance_period_ms must not exceed grace_ms".into());
+        }
+        let retention_floor = MIN_RETENTION_MS.max(2 * self.grace_ms);
+        if self.retention_ms != 0 && self.retention_ms < retention_floor {
+            return bad(format!(
+                "retention_ms must be 0 (keep forever) or at least {retention_floor}, got {}",
+                self.retention_ms
+            ));
         }
         if self.port_worker_id.is_empty() {
             return bad("port_worker_id must not be empty".into());
         }
         Ok(self)
+    }
+}
+
+/// The time bounds of the store engine, all fractions of one unit, the
+/// grace period `G` ([`QueueConfig::grace_ms`]). Two are **assumed** —
+/// nothing inside a request can check them — and the others are
+/// **enforced** by the engine and chosen so that the assumptions suffice:
+///
+/// | bound | value | kind |
+/// | --- | --- | --- |
+/// | [`clock_skew_ms`](Self::clock_skew_ms): any two hosts' clocks differ by at most | `G/10` | assumed |
+/// | [`store_call_ms`](Self::store_call_ms): a write lands at most this long after the clock check before it | `G/10` | assumed |
+/// | [`deadline_ms`](Self::deadline_ms): a request (or maintenance run) issues its last write within this of its first reservation | `2G/5` | enforced |
+/// | [`late_finish_ms`](Self::late_finish_ms): ack and fail are accepted until a lease's expiry plus this | `G/5` | enforced |
+/// | [`rescue_after_ms`](Self::rescue_after_ms): an expired lease is rescued once its expiry plus this has passed | `G/2` | enforced |
+/// | [`abandon_after_ms`](Self::abandon_after_ms): a reserved entry still empty this long after it was seen reserved belongs to a dead request | `G` | enforced |
+/// | [`takeover_after_ms`](Self::takeover_after_ms): maintenance whose holder went silent is taken over this long after a contender saw it held | `4G/5` | enforced |
+///
+/// Why they are enough ([`Timing::check`] tests each inequality):
+/// a holder's last write lands before any rescuer can read the record
+/// (`late + call + skew < rescue`); a request's writes land before any
+/// maintenance run may treat its reservations as abandoned
+/// (`deadline + call + 2·skew ≤ abandon`); a maintenance holder's commit
+/// lands before a takeover (`deadline + call + 2·skew < takeover`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    /// The unit, `G`.
+    pub grace_ms: u64,
+    /// Assumed bound on the difference between two hosts' clocks.
+    pub clock_skew_ms: u64,
+    /// Assumed bound on the time from a clock check to the write after it
+    /// landing in the store.
+    pub store_call_ms: u64,
+    /// Time from a request's first reservation to its last write.
+    pub deadline_ms: u64,
+    /// Time after a lease's expiry during which its holder may still
+    /// acknowledge or fail the task.
+    pub late_finish_ms: u64,
+    /// Time after a lease's expiry from which maintenance rescues it.
+    pub rescue_after_ms: u64,
+    /// Age after which a reserved, unwritten entry is abandoned.
+    pub abandon_after_ms: u64,
+    /// Time after a contender saw the maintenance lock held from which it
+    /// may take the run over.
+    pub takeover_after_ms: u64,
+}
+
+impl Timing {
+    /// The bounds for a grace period of `grace_ms`.
+    ///
+    /// ```
+    /// use spin_work_queue::config::Timing;
+    /// let t = Timing::from_grace(10_000);
+    /// assert_eq!((t.clock_skew_ms, t.late_finish_ms, t.rescue_after_ms), (1_000, 2_000, 5_000));
+    /// assert!(t.check().is_ok());
+    /// ```
+    pub fn from_grace(grace_ms: u64) -> Self {
+        Self {
+            grace_ms,
+            clock_skew_ms: grace_ms / 10,
+            store_call_ms: grace_ms / 10,
+            deadline_ms: grace_ms * 2 / 5,
+            late_finish_ms: grace_ms / 5,
+            rescue_after_ms: grace_ms / 2,
+            abandon_after_ms: grace_ms,
+            takeover_after_ms: grace_ms * 4 / 5,
+        }
+    }
+
+    /// Check the inequalities the engine's safety rests on; `Err` names
+    /// the first that fails.
+    pub fn check(&self) -> std::result::Result<(), &'static str> {
+        let (skew, call) = (self.clock_skew_ms, self.store_call_ms);
+        if self.late_finish_ms + call + skew >= self.rescue_after_ms {
+            return Err("late_finish + store_call + clock_skew < rescue_after");
+        }
+        if self.deadline_ms + call + 2 * skew > self.abandon_after_ms {
+            return Err("deadline + store_call + 2 clock_skew <= abandon_after");
+        }
+        if self.deadline_ms + call + 2 * skew >= self.takeover_after_ms {
+            return Err("deadline + store_call + 2 clock_skew < takeover_after");
+        }
+        if skew == 0 || call == 0 {
+            return Err("clock_skew and store_call must be positive");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_accepted_grace_period_gives_consistent_bounds() {
+        for grace in (MIN_GRACE_MS..=MAX_GRACE_MS)
+            .step_by(997)
+            .chain([MAX_GRACE_MS])
+        {
+            assert_eq!(Timing::from_grace(grace).check(), Ok(()), "grace {grace}");
+        }
+    }
+
+    #[test]
+    fn out_of_range_settings_are_refused() {
+        let bad = [
+            QueueConfig {
+                grace_ms: 999,
+                ..QueueConfig::default()
+            },
+            QueueConfig {
+                retention_ms: 1,
+                ..QueueConfig::default()
+            },
+            QueueConfig {
+                maintenance_period_ms: 20_000,
+                ..QueueConfig::default()
+            },
+        ];
+        for c in bad {
+            assert!(matches!(c.validated(), Err(QueueError::Invalid(_))));
+        }
+        let ok = QueueConfig {
+            retention_ms: 0,
+            ..QueueConfig::default()
+        };
+        assert!(ok.validated().is_ok());
     }
 }

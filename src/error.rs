@@ -6,6 +6,52 @@ use crate::kv::KvError;
 /// Result alias used throughout the port and its implementations.
 pub type Result<T, E = QueueError> = std::result::Result<T, E>;
 
+/// What kind of rule a rejected request broke; each kind has its own
+/// error code ([`InvalidKind::code`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum InvalidKind {
+    /// A task to enqueue (`invalid_task`).
+    Task,
+    /// The shape of a batch: its size (`invalid_batch`).
+    Batch,
+    /// A node's output handed to ack (`invalid_output`).
+    Output,
+    /// Any other request field: worker id, `max`, `lease_ms`, a limit
+    /// (`invalid_request`).
+    Request,
+    /// The queue's configuration (`invalid_config`).
+    Config,
+}
+
+impl InvalidKind {
+    /// The snake_case code of this kind, as used in HTTP error bodies.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Task => "invalid_task",
+            Self::Batch => "invalid_batch",
+            Self::Output => "invalid_output",
+            Self::Request => "invalid_request",
+            Self::Config => "invalid_config",
+        }
+    }
+}
+
+/// A broken rule: its kind and a message naming the field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    /// Which rule.
+    pub kind: InvalidKind,
+    /// A human-readable message naming the offending field.
+    pub message: String,
+}
+
+impl std::fmt::Display for Invalid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
 /// Why a queue operation did not succeed.
 ///
 /// Each variant maps to one HTTP status of the API contract; the mapping
@@ -39,7 +85,7 @@ pub enum QueueError {
     },
     /// A request broke a rule of the contract (field missing, out of range…).
     #[error("invalid request: {0}")]
-    Invalid(String),
+    Invalid(Invalid),
     /// The key-value store failed; the operation may be retried.
     #[error(transparent)]
     Store(#[from] KvError),
@@ -52,7 +98,8 @@ pub enum QueueError {
         reason: String,
     },
     /// The store answered too slowly for the operation to be safe (its
-    /// writes may race the rescue of in-flight work); retry the request.
+    /// writes could race the recovery of abandoned work), so nothing was
+    /// written; retry the request.
     #[error("store too slow: {0}")]
     TooSlow(String),
     /// A remote queue could not be reached or answered unexpectedly (HTTP
@@ -62,13 +109,21 @@ pub enum QueueError {
 }
 
 impl QueueError {
+    /// A broken rule of kind `kind`.
+    pub fn invalid(kind: InvalidKind, message: impl Into<String>) -> Self {
+        Self::Invalid(Invalid {
+            kind,
+            message: message.into(),
+        })
+    }
+
     /// A short snake_case code for the error, as used in HTTP error bodies.
     pub fn code(&self) -> &'static str {
         match self {
             Self::NotFound { .. } => "not_found",
             Self::LeaseLost { .. } => "lease_lost",
             Self::WrongState { .. } => "wrong_state",
-            Self::Invalid(_) => "invalid_task",
+            Self::Invalid(i) => i.kind.code(),
             Self::Store(_) => "store_unavailable",
             Self::Corrupt { .. } => "store_corrupt",
             Self::TooSlow(_) => "store_too_slow",

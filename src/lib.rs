@@ -49,6 +49,7 @@ pub mod config;
 mod encode;
 pub mod engine;
 pub mod error;
+pub mod ids;
 pub mod kv;
 pub mod local;
 pub mod model;
@@ -61,14 +62,14 @@ pub mod worker;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{QueueConfig, RetryPolicy};
 pub use engine::KvWorkQueue;
-pub use error::{QueueError, Result};
+pub use error::{Invalid, InvalidKind, QueueError, Result};
 pub use local::LocalWorkQueue;
 pub use model::{
-    Ack, DeadLetterEntry, DequeueRequest, Enqueued, Lease, LeasedTask, NewTask, QueueStats,
-    RescueReport, TaskInfo,
+    Ack, DeadLetterEntry, DequeueRequest, Enqueued, FailOutcome, Lease, LeasedTask, NewTask,
+    QueueStats, RescueReport, SetAside, TaskInfo,
 };
 pub use port::{TaskStatus, WorkQueuePort, WorkTask};
-pub use queue::LeasedQueue;
+pub use queue::{LeasedQueue, PortLeases};
 
 /// `Send + Sync` on native targets, nothing on `wasm32` (single-threaded
 /// components whose store handles are not thread-safe).

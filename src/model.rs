@@ -2,8 +2,8 @@
 //! ([`LeasedQueue`](crate::LeasedQueue)). Their serde forms are the JSON
 //! bodies of the HTTP API (`openapi.yaml`).
 
-use crate::config::{MAX_ATTEMPTS_LIMIT, MAX_DELAY_MS};
-use crate::error::{QueueError, Result};
+use crate::config::{MAX_ATTEMPTS_LIMIT, MAX_DELAY_MS, MAX_JSON_DEPTH};
+use crate::error::{InvalidKind, QueueError, Result};
 use crate::port::{TaskStatus, WorkTask};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -70,8 +70,10 @@ impl NewTask {
         }
     }
 
-    /// Check the task against the contract's rules.
+    /// Check the task against the contract's rules; the message names the
+    /// field.
     pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(QueueError::invalid(InvalidKind::Task, m));
         if let Some(id) = &self.id {
             validate_task_id(id)?;
         }
@@ -82,19 +84,118 @@ impl NewTask {
         }
         if let Some(n) = self.max_attempts {
             if !(1..=MAX_ATTEMPTS_LIMIT).contains(&n) {
-                return Err(QueueError::Invalid(format!(
+                return bad(format!(
                     "max_attempts must be 1..={MAX_ATTEMPTS_LIMIT}, got {n}"
-                )));
+                ));
             }
         }
         if self.delay_ms > MAX_DELAY_MS {
-            return Err(QueueError::Invalid(format!(
+            return bad(format!(
                 "delay_ms must be at most {MAX_DELAY_MS}, got {}",
                 self.delay_ms
-            )));
+            ));
+        }
+        if exceeds_depth(&self.input, MAX_JSON_DEPTH) {
+            return bad(format!(
+                "input nests arrays and objects deeper than {MAX_JSON_DEPTH} levels"
+            ));
         }
         Ok(())
     }
+}
+
+/// Check a whole enqueue batch: its size, then every task (the message
+/// names the task as `tasks[i]` in a batch of several). Nothing of a batch
+/// that fails is enqueued.
+pub fn validate_batch(tasks: &[NewTask]) -> Result<()> {
+    use crate::config::MAX_ENQUEUE_BATCH;
+    if tasks.is_empty() || tasks.len() > MAX_ENQUEUE_BATCH {
+        return Err(QueueError::invalid(
+            InvalidKind::Batch,
+            format!(
+                "tasks must hold 1..={MAX_ENQUEUE_BATCH} tasks, got {}",
+                tasks.len()
+            ),
+        ));
+    }
+    for (i, t) in tasks.iter().enumerate() {
+        t.validate().map_err(|e| match e {
+            QueueError::Invalid(mut invalid) if tasks.len() > 1 => {
+                invalid.message = format!("tasks[{i}]: {}", invalid.message);
+                QueueError::Invalid(invalid)
+            }
+            other => other,
+        })?;
+    }
+    Ok(())
+}
+
+/// Most entries one listing (dead letters, set-aside values) returns.
+pub const MAX_LIST_LIMIT: usize = 1_000;
+
+/// Check the `limit` of a listing: at most [`MAX_LIST_LIMIT`].
+pub fn validate_limit(limit: usize) -> Result<()> {
+    if limit > MAX_LIST_LIMIT {
+        return Err(QueueError::invalid(
+            InvalidKind::Request,
+            format!("limit must be 0..={MAX_LIST_LIMIT}, got {limit}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Check the size of a batch ack.
+pub fn validate_ack_batch(acks: &[Ack]) -> Result<()> {
+    use crate::config::MAX_ENQUEUE_BATCH;
+    if acks.len() > MAX_ENQUEUE_BATCH {
+        return Err(QueueError::invalid(
+            InvalidKind::Batch,
+            format!(
+                "acks must hold at most {MAX_ENQUEUE_BATCH} entries, got {}",
+                acks.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Check a node's output before it is recorded: at most
+/// [`MAX_JSON_DEPTH`] levels of arrays and objects.
+pub fn validate_output(output: &Value) -> Result<()> {
+    if exceeds_depth(output, MAX_JSON_DEPTH) {
+        return Err(QueueError::invalid(
+            InvalidKind::Output,
+            format!("output nests arrays and objects deeper than {MAX_JSON_DEPTH} levels"),
+        ));
+    }
+    Ok(())
+}
+
+/// True when `value` nests arrays and objects more than `max` levels deep
+/// (`1` and `"a"` are depth 0, `[1]` is depth 1). Iterative, so a value
+/// built in Rust, however deep, cannot overflow the stack here.
+///
+/// ```
+/// use serde_json::json;
+/// use spin_work_queue::model::exceeds_depth;
+/// assert!(!exceeds_depth(&json!([[1]]), 2));
+/// assert!(exceeds_depth(&json!([[[1]]]), 2));
+/// assert!(!exceeds_depth(&json!(7), 0));
+/// ```
+pub fn exceeds_depth(value: &Value, max: usize) -> bool {
+    let mut stack: Vec<(&Value, usize)> = vec![(value, 0)];
+    while let Some((v, depth)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match v {
+            Value::Array(items) => Box::new(items.iter()),
+            Value::Object(map) => Box::new(map.values()),
+            _ => continue,
+        };
+        if depth + 1 > max {
+            return true;
+        }
+        stack.extend(children.map(|c| (c, depth + 1)));
+    }
+    false
 }
 
 /// Check a task id: `[0-9A-Za-z_-]{1,128}`.
@@ -107,18 +208,25 @@ pub fn validate_task_id(id: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(QueueError::Invalid(format!(
-            "id must match [0-9A-Za-z_-]{{1,{MAX_ID_LEN}}}, got {id:?}"
-        )))
+        Err(QueueError::invalid(
+            InvalidKind::Task,
+            format!("id must match [0-9A-Za-z_-]{{1,{MAX_ID_LEN}}}, got {id:?}"),
+        ))
     }
 }
 
 /// Check a free-form name: 1 to [`MAX_NAME_LEN`] bytes, no control characters.
 pub fn validate_name(field: &str, value: &str) -> Result<()> {
     if value.is_empty() || value.len() > MAX_NAME_LEN || value.chars().any(char::is_control) {
-        return Err(QueueError::Invalid(format!(
-            "{field} must be 1..={MAX_NAME_LEN} bytes without control characters"
-        )));
+        let kind = if field == "worker_id" {
+            InvalidKind::Request
+        } else {
+            InvalidKind::Task
+        };
+        return Err(QueueError::invalid(
+            kind,
+            format!("{field} must be 1..={MAX_NAME_LEN} bytes without control characters"),
+        ));
     }
     Ok(())
 }
@@ -163,11 +271,14 @@ impl DequeueRequest {
     pub fn validate(&self) -> Result<()> {
         validate_name("worker_id", &self.worker_id)?;
         if !(1..=crate::config::MAX_DEQUEUE_BATCH).contains(&self.max) {
-            return Err(QueueError::Invalid(format!(
-                "max must be 1..={}, got {}",
-                crate::config::MAX_DEQUEUE_BATCH,
-                self.max
-            )));
+            return Err(QueueError::invalid(
+                InvalidKind::Request,
+                format!(
+                    "max must be 1..={}, got {}",
+                    crate::config::MAX_DEQUEUE_BATCH,
+                    self.max
+                ),
+            ));
         }
         if let Some(ms) = self.lease_ms {
             validate_lease_ms(ms)?;
@@ -182,9 +293,10 @@ pub fn validate_lease_ms(ms: u64) -> Result<()> {
     if (MIN_LEASE_MS..=MAX_LEASE_MS).contains(&ms) {
         Ok(())
     } else {
-        Err(QueueError::Invalid(format!(
-            "lease_ms must be {MIN_LEASE_MS}..={MAX_LEASE_MS}, got {ms}"
-        )))
+        Err(QueueError::invalid(
+            InvalidKind::Request,
+            format!("lease_ms must be {MIN_LEASE_MS}..={MAX_LEASE_MS}, got {ms}"),
+        ))
     }
 }
 
@@ -249,6 +361,10 @@ pub struct QueueStats {
     pub failed: u64,
     /// Dead-lettered.
     pub dead_letter: u64,
+    /// Stored values the queue could not decode, set aside (see
+    /// [`LeasedQueue::set_aside`](crate::LeasedQueue::set_aside)).
+    #[serde(default)]
+    pub set_aside: u64,
 }
 
 /// One entry of the dead-letter list.
@@ -260,6 +376,29 @@ pub struct DeadLetterEntry {
     pub error: String,
     /// When it was dead-lettered (Unix ms).
     pub failed_at: u64,
+}
+
+/// What a failure did to the task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FailOutcome {
+    /// The task's new status: `Failed` (a retry is scheduled) or
+    /// `DeadLetter`.
+    pub status: TaskStatus,
+    /// When the retry becomes due (Unix ms); absent for a dead letter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_at: Option<u64>,
+}
+
+/// A stored value the queue could not decode and set aside instead of
+/// failing on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetAside {
+    /// The key that holds the value (left in place, untouched).
+    pub key: String,
+    /// Why it could not be decoded.
+    pub reason: String,
+    /// When it was found (Unix ms).
+    pub seen_at: u64,
 }
 
 /// What one maintenance step did.

@@ -7,6 +7,7 @@ mod api_support;
 use api_support::{assert_error, setup, task, LEASE_MS, START_MS};
 use serde_json::{json, Value};
 use spin_work_queue::api::ApiRequest;
+use spin_work_queue::config::QueueConfig;
 
 #[tokio::test]
 async fn healthz_answers_ok() {
@@ -213,7 +214,8 @@ async fn an_expired_and_rescued_lease_is_409_lease_lost() {
     for fx in setup() {
         fx.enqueue(task("a")).await;
         let (id, lease) = fx.dequeue(1).await.remove(0);
-        fx.clock.advance(LEASE_MS + 1);
+        let rescue_after = QueueConfig::default().timing().rescue_after_ms;
+        fx.clock.advance(LEASE_MS + rescue_after);
         let (status, report) = fx.post("/v1/maintenance/rescue", json!({})).await;
         assert_eq!(status, 200);
         assert_eq!(report["rescued"], 1);
@@ -273,9 +275,11 @@ async fn fail_schedules_a_retry_or_dead_letters() {
             )
             .await;
         assert_eq!(status, 200);
+        // The retry time is the queue's: its 1 s backoff after attempt 0.
+        let retry_at = START_MS + 1_000;
         assert_eq!(
             out,
-            json!({"status": {"Failed": {"error": "flaky", "attempt": 0}}})
+            json!({"status": {"Failed": {"error": "flaky", "attempt": 0}}, "retry_at": retry_at})
         );
         let (status, out) = fx
             .post(
@@ -402,7 +406,7 @@ async fn stats_count_every_state() {
         assert_eq!(status, 200);
         assert_eq!(
             stats,
-            json!({"pending": 1, "in_progress": 1, "completed": 1, "failed": 0, "dead_letter": 0})
+            json!({"pending": 1, "in_progress": 1, "completed": 1, "failed": 0, "dead_letter": 0, "set_aside": 0})
         );
     }
 }

@@ -102,10 +102,15 @@ async fn store_failures_are_500_store_unavailable() {
         ApiRequest::new("GET", "/v1/stats"),
         ApiRequest::new("GET", "/v1/tasks/t1"),
     ] {
-        let resp = api::handle(&DownQueue, &config, &req).await;
+        let resp = api::handle(&DownQueue::default(), &config, &req).await;
         assert_error(resp.status, &resp.json_body(), 500, "store_unavailable");
     }
-    let health = api::handle(&DownQueue, &config, &ApiRequest::new("GET", "/healthz")).await;
+    let health = api::handle(
+        &DownQueue::default(),
+        &config,
+        &ApiRequest::new("GET", "/healthz"),
+    )
+    .await;
     assert_eq!(health.status, 200, "health does not touch the store");
 }
 
@@ -136,7 +141,10 @@ async fn new_work_triggers_a_dispatch_and_duplicates_do_not() {
             !api::triggers_dispatch(&rescue, &idle),
             "nothing rescued, nothing pending"
         );
-        fx.clock.advance(LEASE_MS + 1);
+        let rescue_after = spin_work_queue::QueueConfig::default()
+            .timing()
+            .rescue_after_ms;
+        fx.clock.advance(LEASE_MS + rescue_after);
         let busy = fx.call(rescue.clone()).await;
         assert!(
             api::triggers_dispatch(&rescue, &busy),

@@ -173,8 +173,10 @@ async fn slow_batches_keep_their_leases_alive() {
 async fn a_lease_lost_during_a_call_is_counted_not_acked() {
     for fx in setup() {
         let ids = fx.enqueue(&["stuck"]).await;
+        // The call outlives the lease by long enough to be rescued.
+        let rescue_after = fx.config.timing().rescue_after_ms;
         let exec = fx.executor(|_| Step {
-            takes_ms: fx.settings.lease_ms + 1,
+            takes_ms: fx.settings.lease_ms + rescue_after,
             then_rescue: true,
             ..answer(200, json!("too late"))
         });

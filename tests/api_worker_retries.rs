@@ -1,5 +1,5 @@
 //! The worker's drain waiting for the retries it schedules, with a
-//! scripted executor whose pauses move a manual clock, against every queue
+//! scripted executor, on a manual clock whose sleeps move it, against every queue
 //! implementation in `api_support::implementations`.
 
 mod api_support;
@@ -37,10 +37,10 @@ async fn a_drain_waits_for_the_retries_it_schedules_within_its_budget() {
                 output: json!("second works")
             }
         );
-        // One pause: until the retry is due (backoff 1 s, no jitter) plus
+        // One sleep: until the retry is due (backoff 1 s, no jitter) plus
         // one maintenance period, and no longer.
         let ready = fx.config.retry.backoff_ms(&ids[0], 0) + fx.config.maintenance_period_ms;
-        assert_eq!(*exec.pauses.borrow(), vec![ready]);
+        assert_eq!(fx.sleeps(), vec![ready]);
         assert_eq!(fx.clock.now_ms() - started, ready);
     }
 }
@@ -70,13 +70,13 @@ async fn a_drain_waits_for_each_of_its_retries_in_turn() {
         for id in &ids {
             assert!(matches!(fx.status(id).await, TaskStatus::Completed { .. }));
         }
-        // Two pauses: until the retry of "quick" is deliverable, then until
+        // Two sleeps: until the retry of "quick" is deliverable, then until
         // that of "slow" is.
         let period = fx.config.maintenance_period_ms;
         let quick_ready = started + fx.config.retry.backoff_ms(&ids[0], 0) + period;
         let slow_ready = started + 1_500 + fx.config.retry.backoff_ms(&ids[1], 0) + period;
         assert_eq!(
-            *exec.pauses.borrow(),
+            fx.sleeps(),
             vec![quick_ready - (started + 1_500), slow_ready - quick_ready]
         );
         assert_eq!(fx.clock.now_ms(), slow_ready);
@@ -95,7 +95,7 @@ async fn a_drain_does_not_wait_past_its_budget_or_without_the_setting() {
         };
         let report = fx.drain_awaiting_retries(&exec, &short).await;
         assert_eq!((report.processed, report.failed), (1, 1));
-        assert!(exec.pauses.borrow().is_empty());
+        assert!(fx.sleeps().is_empty());
         assert!(matches!(
             fx.status(&ids[0]).await,
             TaskStatus::Failed { attempt: 0, .. }
@@ -108,15 +108,16 @@ async fn a_drain_does_not_wait_past_its_budget_or_without_the_setting() {
             .await
             .unwrap();
         assert_eq!((report.processed, report.failed), (1, 1));
-        assert!(exec.pauses.borrow().is_empty(), "settings without retries");
+        assert!(fx.sleeps().is_empty(), "settings without retries");
     }
 }
 
 #[tokio::test]
-async fn a_drain_whose_executor_cannot_pause_ends() {
+async fn a_drain_whose_clock_cannot_sleep_ends() {
     for fx in setup() {
         fx.enqueue(&["flaky"]).await;
-        let exec = fx.executor(flaky).without_pauses();
+        fx.without_sleeping();
+        let exec = fx.executor(flaky);
         let started = fx.clock.now_ms();
         let report = fx
             .drain_awaiting_retries(&exec, &DrainRequest::default())

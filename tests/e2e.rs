@@ -239,7 +239,7 @@ async fn an_expired_lease_is_rescued_and_the_stale_ack_refused() {
         .unwrap()
         .remove(0);
     assert_eq!(first.lease.expires_at, SUITE_START_MS + 1_000);
-    app.advance(1_000);
+    app.advance(1_000 + conformance::rescue_after_ms());
     let report = q.rescue().await.unwrap();
     assert_eq!(report.rescued, 1, "{report:?}");
     let second = q

@@ -15,6 +15,16 @@ use support::*;
 
 const LEASE_MS: u64 = 5_000;
 
+/// Until when after its expiry a lease may still finish its task.
+fn late() -> u64 {
+    config().timing().late_finish_ms
+}
+
+/// From when after its expiry a lease is rescued.
+fn rescue_after() -> u64 {
+    config().timing().rescue_after_ms
+}
+
 #[derive(Debug, Clone)]
 enum Op {
     Enqueue { delay_ms: u64, max_attempts: u32 },
@@ -94,7 +104,7 @@ impl Model {
         let now = self.now();
         for t in self.tasks.values_mut() {
             match t.state.clone() {
-                M::Leased { lease, expires } if now >= expires => {
+                M::Leased { lease, expires } if now >= expires + rescue_after() => {
                     t.stale.push(lease);
                     if t.attempt + 1 < t.max_attempts {
                         t.attempt += 1;
@@ -179,7 +189,11 @@ impl Model {
                             assert!(due <= now, "{} delivered before due", l.task.id)
                         }
                         M::Leased { lease, expires } => {
-                            assert!(now >= expires, "{} delivered under a live lease", l.task.id);
+                            assert!(
+                                now >= expires + rescue_after(),
+                                "{} delivered under a live lease",
+                                l.task.id
+                            );
                             t.stale.push(lease);
                             t.attempt += 1;
                         }
@@ -215,7 +229,7 @@ impl Model {
                         let M::Leased { expires, .. } = t.state else {
                             unreachable!()
                         };
-                        assert!(now >= expires, "ack of a live lease refused");
+                        assert!(now >= expires + late(), "ack of a live lease refused");
                         self.resync(&id).await;
                     }
                     other => panic!("ack: {other:?}"),
@@ -252,7 +266,7 @@ impl Model {
                 let r = self.q.fail_leased(&id, &lease, "err", *retryable).await;
                 let t = self.tasks.get_mut(&id).unwrap();
                 match r {
-                    Ok(status) => {
+                    Ok(FailOutcome { status, retry_at }) => {
                         t.stale.push(lease);
                         if *retryable && t.attempt + 1 < t.max_attempts {
                             let due = now + QueueConfig::default().retry.backoff_ms(&id, t.attempt);
@@ -263,8 +277,10 @@ impl Model {
                                     attempt: t.attempt
                                 }
                             );
+                            assert_eq!(retry_at, Some(due));
                             t.state = M::Failed { due };
                         } else {
+                            assert_eq!(retry_at, None);
                             assert_eq!(
                                 status,
                                 TaskStatus::DeadLetter {
@@ -278,7 +294,7 @@ impl Model {
                         let M::Leased { expires, .. } = t.state else {
                             unreachable!()
                         };
-                        assert!(now >= expires, "fail of a live lease refused");
+                        assert!(now >= expires + late(), "fail of a live lease refused");
                         self.resync(&id).await;
                     }
                     Err(e) => panic!("fail: {e}"),
@@ -296,7 +312,7 @@ impl Model {
                 match r {
                     Ok(e) => {
                         assert!(now < expires, "heartbeat of an expired lease accepted");
-                        assert_eq!(e, now + LEASE_MS);
+                        assert_eq!(e, expires.max(now + LEASE_MS));
                         t.state = M::Leased { lease, expires: e };
                     }
                     Err(QueueError::LeaseLost { .. }) => {
@@ -312,7 +328,8 @@ impl Model {
                 let Some(id) = pick(&ids, *i).cloned() else {
                     return;
                 };
-                if matches!(self.tasks[&id].state, M::Leased { expires, .. } if now >= expires) {
+                if matches!(self.tasks[&id].state, M::Leased { expires, .. } if now >= expires + late())
+                {
                     self.resync(&id).await; // maintenance may have rescued it
                 }
                 let r = self.q.redrive(&id).await;

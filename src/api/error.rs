@@ -154,7 +154,11 @@ mod tests {
                 409,
                 "wrong_state",
             ),
-            (QueueError::Invalid("x".into()), 422, "invalid_task"),
+            (
+                QueueError::invalid(crate::InvalidKind::Task, "x"),
+                422,
+                "invalid_task",
+            ),
             (
                 QueueError::Store(KvError::Unavailable("down".into())),
                 500,

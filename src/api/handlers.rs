@@ -5,17 +5,16 @@ use super::body::{decode, json_object, kind, optional_json_object, require};
 use super::error::ApiError;
 use super::request::{ApiRequest, ApiResponse};
 use super::router::Route;
-use crate::config::MAX_ENQUEUE_BATCH;
 use crate::error::QueueError;
 use crate::model::{self, Ack, DequeueRequest, NewTask};
 use crate::queue::LeasedQueue;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-/// Default `limit` of `GET /v1/dead-letter`.
+/// Default `limit` of `GET /v1/dead-letter` and `GET /v1/set-aside`.
 pub const DEAD_LETTER_LIMIT_DEFAULT: usize = 100;
-/// Largest `limit` of `GET /v1/dead-letter`.
-pub const DEAD_LETTER_LIMIT_MAX: usize = 1_000;
+/// Largest `limit` of `GET /v1/dead-letter` and `GET /v1/set-aside`.
+pub const DEAD_LETTER_LIMIT_MAX: usize = model::MAX_LIST_LIMIT;
 
 /// Code of a 422 for a request body that is not a task or a batch.
 const INVALID_REQUEST: &str = "invalid_request";
@@ -42,11 +41,11 @@ pub async fn run<Q: LeasedQueue + ?Sized>(
         Route::DeadLetters => dead_letters(queue, req).await,
         Route::Redrive(id) => {
             known_id(&id)?;
-            let status = queue
-                .redrive(&id)
-                .await
-                .map_err(invalid_as(INVALID_REQUEST))?;
-            ok(&json!({ "status": status }))
+            ok(&json!({ "status": queue.redrive(&id).await? }))
+        }
+        Route::SetAside => {
+            let limit = limit(req)?;
+            ok(&json!({ "entries": queue.set_aside(limit).await? }))
         }
         Route::Rescue => {
             optional_json_object(req)?;
@@ -65,22 +64,14 @@ fn ok<T: serde::Serialize + ?Sized>(value: &T) -> Result<ApiResponse, ApiError> 
     Ok(ApiResponse::json(200, value))
 }
 
-/// Map a queue error, turning `Invalid` into a 422 with `code`.
-fn invalid_as(code: &'static str) -> impl Fn(QueueError) -> ApiError {
-    move |e| match e {
-        QueueError::Invalid(message) => ApiError::unprocessable(code, message),
-        other => ApiError::Queue(other),
-    }
-}
-
 /// A path id that cannot be a task id names no task: 404.
 fn known_id(id: &str) -> Result<(), ApiError> {
     model::validate_task_id(id)
         .map_err(|_| ApiError::Queue(QueueError::NotFound { id: id.to_string() }))
 }
 
-/// Decode one task of an enqueue: required fields (422), types (400) and
-/// the contract's rules (422).
+/// Decode one task of an enqueue: required fields (422) and types (400);
+/// the contract's rules are the queue's to check.
 fn new_task(value: Value, what: &str) -> Result<NewTask, ApiError> {
     let Value::Object(obj) = value else {
         return Err(ApiError::BadRequest(format!(
@@ -89,18 +80,7 @@ fn new_task(value: Value, what: &str) -> Result<NewTask, ApiError> {
         )));
     };
     require(&obj, &["pipeline_id", "node_name"], INVALID_TASK, what)?;
-    let task: NewTask = decode(obj, what)?;
-    task.validate()
-        .map_err(|e| ApiError::unprocessable(INVALID_TASK, format!("{what}: {}", strip(&e))))?;
-    Ok(task)
-}
-
-/// The message of an `Invalid` error without its "invalid request: " prefix.
-fn strip(e: &QueueError) -> String {
-    match e {
-        QueueError::Invalid(m) => m.clone(),
-        other => other.to_string(),
-    }
+    decode(obj, what)
 }
 
 async fn enqueue<Q: LeasedQueue + ?Sized>(
@@ -110,22 +90,11 @@ async fn enqueue<Q: LeasedQueue + ?Sized>(
     let mut obj = json_object(req)?;
     let tasks = match obj.remove("tasks") {
         None => vec![new_task(Value::Object(obj), "task")?],
-        Some(Value::Array(items)) => {
-            if items.is_empty() || items.len() > MAX_ENQUEUE_BATCH {
-                return Err(ApiError::unprocessable(
-                    INVALID_BATCH,
-                    format!(
-                        "tasks must hold 1..={MAX_ENQUEUE_BATCH} tasks, got {}",
-                        items.len()
-                    ),
-                ));
-            }
-            items
-                .into_iter()
-                .enumerate()
-                .map(|(i, v)| new_task(v, &format!("tasks[{i}]")))
-                .collect::<Result<Vec<_>, _>>()?
-        }
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| new_task(v, &format!("tasks[{i}]")))
+            .collect::<Result<Vec<_>, _>>()?,
         Some(other) => {
             return Err(ApiError::BadRequest(format!(
                 "tasks must be an array, got {}",
@@ -133,10 +102,7 @@ async fn enqueue<Q: LeasedQueue + ?Sized>(
             )))
         }
     };
-    let outcomes = queue
-        .enqueue_batch(tasks)
-        .await
-        .map_err(invalid_as(INVALID_TASK))?;
+    let outcomes = queue.enqueue_batch(tasks).await?;
     let status = if outcomes.iter().all(|o| o.duplicate) {
         200
     } else {
@@ -152,11 +118,7 @@ async fn dequeue<Q: LeasedQueue + ?Sized>(
     let obj = json_object(req)?;
     require(&obj, &["worker_id"], INVALID_REQUEST, "dequeue")?;
     let request: DequeueRequest = decode(obj, "dequeue")?;
-    request.validate().map_err(invalid_as(INVALID_REQUEST))?;
-    let tasks = queue
-        .dequeue(&request)
-        .await
-        .map_err(invalid_as(INVALID_REQUEST))?;
+    let tasks = queue.dequeue(&request).await?;
     ok(&json!({ "tasks": tasks }))
 }
 
@@ -176,10 +138,7 @@ async fn ack<Q: LeasedQueue + ?Sized>(
     let obj = json_object(req)?;
     require(&obj, &["lease_id"], INVALID_REQUEST, "ack")?;
     let body: AckBody = decode(obj, "ack")?;
-    let status = queue
-        .ack(id, &body.lease_id, body.output)
-        .await
-        .map_err(invalid_as(INVALID_REQUEST))?;
+    let status = queue.ack(id, &body.lease_id, body.output).await?;
     ok(&json!({ "status": status }))
 }
 
@@ -204,11 +163,10 @@ async fn fail<Q: LeasedQueue + ?Sized>(
     let obj = json_object(req)?;
     require(&obj, &["lease_id", "error"], INVALID_REQUEST, "fail")?;
     let body: FailBody = decode(obj, "fail")?;
-    let status = queue
+    let outcome = queue
         .fail_leased(id, &body.lease_id, &body.error, body.retryable)
-        .await
-        .map_err(invalid_as(INVALID_REQUEST))?;
-    ok(&json!({ "status": status }))
+        .await?;
+    ok(&outcome)
 }
 
 #[derive(Deserialize)]
@@ -227,13 +185,7 @@ async fn heartbeat<Q: LeasedQueue + ?Sized>(
     let obj = json_object(req)?;
     require(&obj, &["lease_id"], INVALID_REQUEST, "heartbeat")?;
     let body: HeartbeatBody = decode(obj, "heartbeat")?;
-    if let Some(ms) = body.lease_ms {
-        model::validate_lease_ms(ms).map_err(invalid_as(INVALID_REQUEST))?;
-    }
-    let expires_at = queue
-        .heartbeat(id, &body.lease_id, body.lease_ms)
-        .await
-        .map_err(invalid_as(INVALID_REQUEST))?;
+    let expires_at = queue.heartbeat(id, &body.lease_id, body.lease_ms).await?;
     ok(&json!({ "expires_at": expires_at }))
 }
 
@@ -252,15 +204,6 @@ async fn ack_batch<Q: LeasedQueue + ?Sized>(
             )))
         }
     };
-    if items.len() > MAX_ENQUEUE_BATCH {
-        return Err(ApiError::unprocessable(
-            INVALID_BATCH,
-            format!(
-                "acks must hold at most {MAX_ENQUEUE_BATCH} entries, got {}",
-                items.len()
-            ),
-        ));
-    }
     let mut acks = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
         let what = format!("acks[{i}]");
@@ -271,10 +214,7 @@ async fn ack_batch<Q: LeasedQueue + ?Sized>(
         acks.push(decode::<Ack>(entry, &what)?);
     }
     let ids: Vec<String> = acks.iter().map(|a| a.id.clone()).collect();
-    let outcomes = queue
-        .ack_batch(acks)
-        .await
-        .map_err(invalid_as(INVALID_BATCH))?;
+    let outcomes = queue.ack_batch(acks).await?;
     let results: Vec<Value> = ids
         .into_iter()
         .zip(outcomes)
@@ -299,7 +239,7 @@ async fn results<Q: LeasedQueue + ?Sized>(
     pipeline_id: &str,
 ) -> Result<ApiResponse, ApiError> {
     let results: Vec<Value> = queue
-        .collect_results(pipeline_id)
+        .results(pipeline_id)
         .await?
         .into_iter()
         .map(|(node_name, output)| json!({ "node_name": node_name, "output": output }))
@@ -311,17 +251,17 @@ async fn dead_letters<Q: LeasedQueue + ?Sized>(
     queue: &Q,
     req: &ApiRequest,
 ) -> Result<ApiResponse, ApiError> {
-    let limit = match req.query_param("limit") {
-        None => DEAD_LETTER_LIMIT_DEFAULT,
+    let limit = limit(req)?;
+    ok(&json!({ "tasks": queue.dead_letters(limit).await? }))
+}
+
+/// The `limit` query parameter of a listing (its range is the queue's to
+/// check).
+fn limit(req: &ApiRequest) -> Result<usize, ApiError> {
+    match req.query_param("limit") {
+        None => Ok(DEAD_LETTER_LIMIT_DEFAULT),
         Some(raw) => raw
             .parse::<usize>()
-            .map_err(|_| ApiError::BadRequest(format!("limit must be a number, got {raw:?}")))?,
-    };
-    if limit > DEAD_LETTER_LIMIT_MAX {
-        return Err(ApiError::unprocessable(
-            INVALID_REQUEST,
-            format!("limit must be 0..={DEAD_LETTER_LIMIT_MAX}, got {limit}"),
-        ));
+            .map_err(|_| ApiError::BadRequest(format!("limit must be a number, got {raw:?}"))),
     }
-    ok(&json!({ "tasks": queue.dead_letters(limit).await? }))
 }

@@ -32,15 +32,20 @@ pub enum Route {
     Redrive(String),
     /// `POST /v1/maintenance/rescue`
     Rescue,
+    /// `GET /v1/set-aside`
+    SetAside,
 }
 
 impl Route {
     /// The one method the route accepts.
     pub fn method(&self) -> &'static str {
         match self {
-            Self::Health | Self::Task(_) | Self::Results(_) | Self::Stats | Self::DeadLetters => {
-                "GET"
-            }
+            Self::Health
+            | Self::Task(_)
+            | Self::Results(_)
+            | Self::Stats
+            | Self::DeadLetters
+            | Self::SetAside => "GET",
             _ => "POST",
         }
     }
@@ -98,6 +103,7 @@ fn match_path(path: &str) -> Result<Option<Route>, ApiError> {
         ["v1", "stats"] => Route::Stats,
         ["v1", "dead-letter"] => Route::DeadLetters,
         ["v1", "maintenance", "rescue"] => Route::Rescue,
+        ["v1", "set-aside"] => Route::SetAside,
         ["v1", "tasks", id] => Route::Task(param(id)?),
         ["v1", "tasks", id, "ack"] => Route::Ack(param(id)?),
         ["v1", "tasks", id, "fail"] => Route::Fail(param(id)?),
@@ -141,6 +147,7 @@ mod tests {
                 Route::Redrive("a".into()),
             ),
             ("POST", "/v1/maintenance/rescue", Route::Rescue),
+            ("GET", "/v1/set-aside", Route::SetAside),
             ("HEAD", "/v1/stats/", Route::Stats),
         ];
         for (method, path, want) in cases {

@@ -18,12 +18,11 @@
 
 mod queue;
 
-use crate::error::{QueueError, Result};
+use crate::error::{InvalidKind, QueueError, Result};
 use crate::kv::KvError;
+use crate::queue::PortLeases;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 /// Default timeout of one HTTP request.
@@ -37,10 +36,9 @@ pub struct HttpWorkQueue {
     base: String,
     http: reqwest::Client,
     token: Option<String>,
-    worker_id: String,
-    /// Leases taken through `try_dequeue`, by task id, for the port's
-    /// `acknowledge` / `fail` (which carry none).
-    leases: Mutex<HashMap<String, String>>,
+    /// Leases taken through `try_dequeue`, for the port's `acknowledge` /
+    /// `fail` (which carry none).
+    leases: PortLeases,
 }
 
 /// Builds an [`HttpWorkQueue`].
@@ -75,9 +73,10 @@ impl HttpWorkQueueBuilder {
     pub fn build(self) -> Result<HttpWorkQueue> {
         let base = self.base.trim_end_matches('/').to_string();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
-            return Err(QueueError::Invalid(format!(
-                "base URL must start with http:// or https://, got {base:?}"
-            )));
+            return Err(QueueError::invalid(
+                InvalidKind::Request,
+                format!("base URL must start with http:// or https://, got {base:?}"),
+            ));
         }
         let http = reqwest::Client::builder()
             .timeout(self.timeout)
@@ -87,8 +86,7 @@ impl HttpWorkQueueBuilder {
             base,
             http,
             token: self.token,
-            worker_id: self.worker_id,
-            leases: Mutex::default(),
+            leases: PortLeases::new(self.worker_id),
         })
     }
 }
@@ -205,9 +203,16 @@ impl ErrorBody {
                 state: String::new(),
                 reason: self.message,
             },
-            "bad_request" | "invalid_task" | "invalid_batch" | "invalid_request" => {
-                QueueError::Invalid(self.message)
+            "bad_request" | "invalid_request" => {
+                QueueError::invalid(InvalidKind::Request, self.message)
             }
+            "invalid_task" => QueueError::invalid(InvalidKind::Task, self.message),
+            "invalid_batch" => QueueError::invalid(InvalidKind::Batch, self.message),
+            "invalid_output" => QueueError::invalid(InvalidKind::Output, self.message),
+            "store_corrupt" => QueueError::Corrupt {
+                key: id,
+                reason: self.message,
+            },
             "store_unavailable" => QueueError::Store(KvError::Unavailable(self.message)),
             "store_too_slow" => QueueError::TooSlow(self.message),
             code => QueueError::Transport(format!("{code}: {}", self.message)),

@@ -4,11 +4,11 @@ use super::{ErrorBody, HttpWorkQueue};
 use crate::encode::percent_encode as segment;
 use crate::error::{QueueError, Result};
 use crate::model::{
-    Ack, DeadLetterEntry, DequeueRequest, Enqueued, LeasedTask, NewTask, QueueStats, RescueReport,
-    TaskInfo,
+    Ack, DeadLetterEntry, DequeueRequest, Enqueued, FailOutcome, LeasedTask, NewTask, QueueStats,
+    RescueReport, SetAside, TaskInfo,
 };
-use crate::port::{TaskStatus, WorkQueuePort, WorkTask};
-use crate::queue::LeasedQueue;
+use crate::port::TaskStatus;
+use crate::queue::{LeasedQueue, PortLeases};
 use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -54,40 +54,6 @@ struct NodeResult {
     output: Value,
 }
 
-impl HttpWorkQueue {
-    fn remembered_lease(&self, task_id: &str) -> Option<String> {
-        self.leases
-            .lock()
-            .ok()
-            .and_then(|m| m.get(task_id).cloned())
-    }
-
-    fn forget_lease(&self, task_id: &str) {
-        if let Ok(mut m) = self.leases.lock() {
-            m.remove(task_id);
-        }
-    }
-
-    /// The lease for a port-level finish: the one this client took, else
-    /// the task's current one when it is in progress.
-    async fn port_lease(&self, task_id: &str) -> Result<String> {
-        if let Some(lease) = self.remembered_lease(task_id) {
-            return Ok(lease);
-        }
-        match self.task(task_id).await? {
-            None => Err(QueueError::NotFound {
-                id: task_id.to_string(),
-            }),
-            Some(TaskInfo {
-                lease: Some(lease), ..
-            }) => Ok(lease.id),
-            Some(_) => Err(QueueError::LeaseLost {
-                id: task_id.to_string(),
-            }),
-        }
-    }
-}
-
 /// Attach the task id to errors whose body did not carry it.
 fn for_task(e: QueueError, id: &str) -> QueueError {
     match e {
@@ -103,57 +69,6 @@ fn for_task(e: QueueError, id: &str) -> QueueError {
             reason,
         },
         other => other,
-    }
-}
-
-#[async_trait]
-impl WorkQueuePort for HttpWorkQueue {
-    async fn enqueue(&self, task: WorkTask) -> Result<()> {
-        self.enqueue_batch(vec![NewTask::from_work_task(task)])
-            .await
-            .map(drop)
-    }
-
-    async fn try_dequeue(&self) -> Result<Option<WorkTask>> {
-        let req = DequeueRequest::new(self.worker_id.clone(), 1);
-        let leased = self.dequeue(&req).await?.into_iter().next();
-        Ok(leased.map(|l| {
-            if let Ok(mut m) = self.leases.lock() {
-                m.insert(l.task.id.clone(), l.lease.id.clone());
-            }
-            l.task
-        }))
-    }
-
-    async fn acknowledge(&self, task_id: &str, output: Value) -> Result<()> {
-        let lease = self.port_lease(task_id).await?;
-        self.ack(task_id, &lease, output).await?;
-        self.forget_lease(task_id);
-        Ok(())
-    }
-
-    async fn fail(&self, task_id: &str, error: &str) -> Result<()> {
-        let lease = self.port_lease(task_id).await?;
-        self.fail_leased(task_id, &lease, error, true).await?;
-        self.forget_lease(task_id);
-        Ok(())
-    }
-
-    async fn status(&self, task_id: &str) -> Result<Option<TaskStatus>> {
-        Ok(self.task(task_id).await?.map(|i| i.status))
-    }
-
-    async fn collect_results(&self, pipeline_id: &str) -> Result<Vec<(String, Value)>> {
-        let path = format!("/v1/pipelines/{}/results", segment(pipeline_id));
-        let r: NodeResults = self.get(&path).await?;
-        Ok(r.results
-            .into_iter()
-            .map(|r| (r.node_name, r.output))
-            .collect())
-    }
-
-    async fn pending_count(&self) -> Result<usize> {
-        Ok(self.stats().await?.pending as usize)
     }
 }
 
@@ -209,14 +124,12 @@ impl LeasedQueue for HttpWorkQueue {
         lease_id: &str,
         error: &str,
         retryable: bool,
-    ) -> Result<TaskStatus> {
+    ) -> Result<FailOutcome> {
         let path = format!("/v1/tasks/{}/fail", segment(task_id));
         let body = json!({ "lease_id": lease_id, "error": error, "retryable": retryable });
-        let r: Status = self
-            .post(&path, &body)
+        self.post(&path, &body)
             .await
-            .map_err(|e| for_task(e, task_id))?;
-        Ok(r.status)
+            .map_err(|e| for_task(e, task_id))
     }
 
     async fn heartbeat(&self, task_id: &str, lease_id: &str, lease_ms: Option<u64>) -> Result<u64> {
@@ -240,6 +153,15 @@ impl LeasedQueue for HttpWorkQueue {
         }
     }
 
+    async fn results(&self, pipeline_id: &str) -> Result<Vec<(String, Value)>> {
+        let path = format!("/v1/pipelines/{}/results", segment(pipeline_id));
+        let r: NodeResults = self.get(&path).await?;
+        Ok(r.results
+            .into_iter()
+            .map(|r| (r.node_name, r.output))
+            .collect())
+    }
+
     async fn stats(&self) -> Result<QueueStats> {
         self.get("/v1/stats").await
     }
@@ -260,5 +182,18 @@ impl LeasedQueue for HttpWorkQueue {
 
     async fn rescue(&self) -> Result<RescueReport> {
         self.post("/v1/maintenance/rescue", &json!({})).await
+    }
+
+    async fn set_aside(&self, limit: usize) -> Result<Vec<SetAside>> {
+        #[derive(Deserialize)]
+        struct Entries {
+            entries: Vec<SetAside>,
+        }
+        let r: Entries = self.get(&format!("/v1/set-aside?limit={limit}")).await?;
+        Ok(r.entries)
+    }
+
+    fn port_leases(&self) -> &PortLeases {
+        &self.leases
     }
 }

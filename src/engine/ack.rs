@@ -1,54 +1,66 @@
 //! Ack: check each lease against its record, then one reservation in the
-//! completion log and one `set_many` of results, records and completion
-//! entries for the whole batch.
+//! completion log and one `set_many` of the completed records (output
+//! included) and their completion entries for the whole batch.
 //!
 //! Cost: 2 write commits per batch.
+//!
+//! A holder may ack until its lease's expiry (the latest heartbeat's)
+//! plus [`late_finish_ms`](crate::config::Timing::late_finish_ms); after
+//! that maintenance may rescue the task, so the ack is `LeaseLost`.
 
 use super::keys::Log;
-use super::record::{CompletionEntry, ResultRecord, State, TaskRecord};
+use super::record::{CompletionEntry, State, TaskRecord};
 use super::store::Writes;
 use super::KvWorkQueue;
 use crate::error::{QueueError, Result};
 use crate::kv::KeyValue;
-use crate::model::Ack;
+use crate::model::{validate_ack_batch, validate_output, Ack};
 use crate::port::TaskStatus;
-use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
-pub(crate) fn run_one<K: KeyValue>(
-    q: &KvWorkQueue<K>,
-    task_id: &str,
-    lease_id: &str,
-    output: Value,
-) -> Result<TaskStatus> {
-    let ack = Ack {
-        id: task_id.to_string(),
-        lease_id: lease_id.to_string(),
-        output,
-    };
+pub(crate) fn run_one<K: KeyValue>(q: &KvWorkQueue<K>, ack: Ack) -> Result<TaskStatus> {
     run(q, vec![ack])?.remove(0)
+}
+
+/// An ack that completes its task, once its lease is checked.
+struct Completing {
+    index: usize,
+    expiry: u64,
 }
 
 pub(crate) fn run<K: KeyValue>(
     q: &KvWorkQueue<K>,
     acks: Vec<Ack>,
 ) -> Result<Vec<Result<TaskStatus>>> {
-    let read_at = q.now();
-    let records = q.load_tasks(acks.iter().map(|a| a.id.as_str()))?;
-    let results = q.load_results(records.values())?;
+    validate_ack_batch(&acks)?;
+    let loaded = q.load_tasks(acks.iter().map(|a| a.id.as_str()))?;
+    let late = q.timing.late_finish_ms;
+    let now = q.now();
     let mut outcomes: Vec<Option<Result<TaskStatus>>> = Vec::with_capacity(acks.len());
-    // Index into `acks` of each ack that completes its task.
-    let mut completing: Vec<usize> = Vec::new();
-    let mut completed_by: HashMap<String, usize> = HashMap::new();
+    let mut completing: Vec<Completing> = Vec::new();
+    let mut first_of: BTreeMap<&str, usize> = BTreeMap::new();
     for (i, ack) in acks.iter().enumerate() {
-        let Some(record) = records.get(&ack.id) else {
-            outcomes.push(Some(Err(QueueError::NotFound { id: ack.id.clone() })));
+        if let Err(e) = validate_output(&ack.output) {
+            outcomes.push(Some(Err(e)));
+            continue;
+        }
+        let Some(record) = loaded.records.get(&ack.id) else {
+            let corrupt = loaded
+                .poison
+                .iter()
+                .find(|(k, _)| *k == q.keys.task(&ack.id));
+            outcomes.push(Some(Err(match corrupt {
+                Some((key, reason)) => QueueError::Corrupt {
+                    key: key.clone(),
+                    reason: reason.clone(),
+                },
+                None => QueueError::NotFound { id: ack.id.clone() },
+            })));
             continue;
         };
-        if let Some(&first) = completed_by.get(&ack.id) {
+        if let Some(&first) = first_of.get(ack.id.as_str()) {
             // The same task twice in one batch: only its first ack counts.
-            let same_lease = acks[first].lease_id == ack.lease_id;
-            outcomes.push(Some(if same_lease {
+            outcomes.push(Some(if acks[first].lease_id == ack.lease_id {
                 Ok(TaskStatus::Completed {
                     output: acks[first].output.clone(),
                 })
@@ -57,35 +69,24 @@ pub(crate) fn run<K: KeyValue>(
             }));
             continue;
         }
-        if let Some(result) = results.get(&ack.id) {
-            // Already completed: a repeated ack by the completing lease is
-            // answered with the recorded output; anyone else lost the lease.
-            outcomes.push(Some(if result.lease_id == ack.lease_id {
-                Ok(record.status(Some(result)))
-            } else {
-                Err(lease_lost(&ack.id))
-            }));
-            continue;
-        }
-        match &record.state {
-            State::InProgress { lease } if lease.id == ack.lease_id => {
-                completed_by.insert(ack.id.clone(), i);
-                completing.push(i);
-                outcomes.push(None);
-            }
-            _ => outcomes.push(Some(Err(lease_lost(&ack.id)))),
-        }
+        first_of.insert(&ack.id, i);
+        let outcome = match &record.state {
+            // A repeated ack by the completing lease gets the recorded output.
+            State::Completed { lease_id, .. } if *lease_id == ack.lease_id => Ok(record.status()),
+            State::InProgress { .. } => match record.lease(loaded.heartbeats.get(&ack.id)) {
+                Some((lease, expiry)) if lease.id == ack.lease_id && now < expiry + late => {
+                    completing.push(Completing { index: i, expiry });
+                    outcomes.push(None);
+                    continue;
+                }
+                _ => Err(lease_lost(&ack.id)),
+            },
+            _ => Err(lease_lost(&ack.id)),
+        };
+        outcomes.push(Some(outcome));
     }
     if !completing.is_empty() {
-        q.guarded(|| {
-            q.still_fresh(read_at)?;
-            complete(q, &acks, &completing, &records)
-        })?;
-        for &i in &completing {
-            outcomes[i] = Some(Ok(TaskStatus::Completed {
-                output: acks[i].output.clone(),
-            }));
-        }
+        complete(q, &acks, &mut completing, &loaded.records, &mut outcomes)?;
     }
     Ok(outcomes
         .into_iter()
@@ -97,46 +98,65 @@ fn lease_lost(id: &str) -> QueueError {
     QueueError::LeaseLost { id: id.to_string() }
 }
 
-/// Write the results, completed records and completion entries.
+/// Reserve completion entries and write the completed records.
 fn complete<K: KeyValue>(
     q: &KvWorkQueue<K>,
     acks: &[Ack],
-    completing: &[usize],
-    records: &HashMap<String, TaskRecord>,
+    completing: &mut Vec<Completing>,
+    records: &BTreeMap<String, TaskRecord>,
+    outcomes: &mut [Option<Result<TaskStatus>>],
 ) -> Result<()> {
+    let start = q.now();
+    let deadline = q.deadline_from(start);
+    let first = q.reserve(Log::Completions, completing.len() as u64)?;
+    // Leases that ran out while the entries were reserved lose; their
+    // entries stay empty (holes the index skips).
     let now = q.now();
-    let first = q.reserve(&q.keys.tail(Log::Completions), completing.len() as u64)?;
+    let late = q.timing.late_finish_ms;
     let mut writes = Writes::default();
-    for (n, &i) in completing.iter().enumerate() {
-        let ack = &acks[i];
+    for (n, c) in completing.iter().enumerate() {
+        let ack = &acks[c.index];
+        if now >= c.expiry + late {
+            outcomes[c.index] = Some(Err(lease_lost(&ack.id)));
+            continue;
+        }
         let seq = first + n as u64;
-        let record = records.get(&ack.id).expect("checked above");
-        writes.put(
-            q.keys.result(&ack.id, record.gen),
-            &ResultRecord {
-                output: ack.output.clone(),
-                seq,
-                completed_at: now,
-                lease_id: ack.lease_id.clone(),
-            },
-        );
+        let record = &records[&ack.id];
         writes.put(
             q.keys.entry(Log::Completions, seq),
             &CompletionEntry {
                 id: ack.id.clone(),
                 pipeline_id: record.task.pipeline_id.clone(),
                 node_name: record.task.node_name.clone(),
-                gen: record.gen,
                 seq,
+                completed_at: now,
             },
         );
         let mut done = record.clone();
         done.state = State::Completed {
+            output: ack.output.clone(),
             lease_id: ack.lease_id.clone(),
             seq,
+            completed_at: now,
         };
         done.updated_at = now;
         writes.put(q.keys.task(&ack.id), &done);
     }
-    writes.commit(&q.kv)
+    completing.retain(|c| outcomes[c.index].is_none());
+    let min_expiry = completing.iter().map(|c| c.expiry).min();
+    q.commit_checked("ack", writes, |now| {
+        q.within(deadline, now, "ack")?;
+        match min_expiry {
+            Some(e) if now >= e + late => Err(QueueError::TooSlow(
+                "a lease ran out while the ack was written; nothing was written".into(),
+            )),
+            _ => Ok(()),
+        }
+    })?;
+    for c in completing.iter() {
+        outcomes[c.index] = Some(Ok(TaskStatus::Completed {
+            output: acks[c.index].output.clone(),
+        }));
+    }
+    Ok(())
 }

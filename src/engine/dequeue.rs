@@ -1,200 +1,105 @@
-//! Dequeue: peek the ring, take the filled prefix with one `increment` of
-//! its head, lease what was taken with one `set_many`.
+//! Dequeue: take slots from the ring head with one `increment` (see
+//! `ring.rs`), read the records, lease the pending ones with one
+//! `set_many`.
 //!
 //! Cost: 2 write commits per batch; reads of a fixed number of keys, so
 //! the same cost at any queue depth. An empty queue costs reads only.
-//!
-//! Under contention two dequeuers may peek the same prefix; the loser's
-//! `increment` then hands it slots past what it peeked, possibly past the
-//! tail, that no task fills yet. Those are recorded in the orphan log (one
-//! more reservation, same `set_many`); maintenance — the log's only reader
-//! — puts the tasks written there back in the ring. A dequeue that finds
-//! the ring empty while orphaned tasks wait runs that step at once.
+//! The whole call finishes its writes within the request deadline of the
+//! take, or writes nothing: maintenance re-queues what it took once the
+//! slots are abandoned.
 
-use super::keys::Log;
 use super::maintenance;
-use super::record::{LeaseRecord, OrphanRange, Place, State, TaskRecord};
+use super::record::{LeaseRecord, Place, State, TaskRecord};
+use super::ring;
+use super::set_aside;
 use super::store::Writes;
 use super::KvWorkQueue;
-use crate::error::{QueueError, Result};
+use crate::error::Result;
 use crate::kv::KeyValue;
 use crate::model::{DequeueRequest, Lease, LeasedTask};
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
-/// Peek-and-take rounds per call (a round may deliver less than asked when
-/// it meets stale entries).
+/// Take-and-lease rounds per call (a round may deliver less than asked
+/// when it meets stale entries, padding or holes).
 const MAX_ROUNDS: usize = 4;
-
-/// What one call has gathered so far.
-struct Batch {
-    out: Vec<LeasedTask>,
-    records: HashMap<String, TaskRecord>,
-    writes: Writes,
-    orphans: Vec<u64>,
-}
 
 pub(crate) fn run<K: KeyValue>(
     q: &KvWorkQueue<K>,
     req: &DequeueRequest,
 ) -> Result<Vec<LeasedTask>> {
     req.validate()?;
-    maintenance::run_if_due(q);
-    let started = q.now();
+    let dead_tail = maintenance::run_if_due(q).graced.ring_tail;
     let lease_ms = req.lease_ms.unwrap_or(q.config.default_lease_ms);
     let max = req.max as usize;
-    let mut batch = Batch {
-        out: Vec::new(),
-        records: HashMap::new(),
-        writes: Writes::default(),
-        orphans: Vec::new(),
-    };
-    let mut settled_orphans = false;
+    let mut writes = Writes::default();
+    let mut leased: BTreeMap<String, (u64, TaskRecord)> = BTreeMap::new();
+    let mut order: Vec<String> = Vec::new();
+    let mut poison = Vec::new();
+    let mut start = None;
     for _ in 0..MAX_ROUNDS {
-        if batch.out.len() >= max {
+        let want = max - order.len();
+        if want == 0 {
             break;
         }
-        let c = q.read_counters(&[&q.keys.head(Log::Ring), &q.keys.tail(Log::Ring)])?;
-        let (head, tail) = (c[0], c[1]);
-        let want = (max - batch.out.len()) as u64;
-        let slots = if head < tail {
-            take(q, head, tail, want)?
-        } else {
-            Vec::new()
-        };
-        if slots.is_empty() {
-            // Nothing in the ring: tasks may still wait in the orphan log.
-            if !settled_orphans && batch.out.is_empty() && maintenance::orphans_waiting(q, tail)? {
-                settled_orphans = true;
-                maintenance::run(q, true)?;
-                continue;
-            }
+        let Some(taken) = ring::take(
+            q,
+            want as u64,
+            ring::Reach::LastWritten,
+            dead_tail,
+            &mut writes,
+        )?
+        else {
             break;
-        }
-        deliver(q, &slots, req, lease_ms, max, &mut batch)?;
-    }
-    if q.now().saturating_sub(started) >= q.config.grace_ms / 2 {
-        // Maintenance may already treat what this call took as abandoned;
-        // leave it to maintenance rather than risk a second live lease.
-        return Err(QueueError::TooSlow(
-            "dequeue took longer than half the grace period".into(),
-        ));
-    }
-    if !batch.orphans.is_empty() {
-        write_orphans(q, &batch.orphans, &mut batch.writes)?;
-    }
-    batch.writes.commit(&q.kv)?;
-    Ok(batch.out)
-}
-
-/// Take up to `want` slots from the ring head: as many as the filled prefix
-/// that was peeked.
-fn take<K: KeyValue>(q: &KvWorkQueue<K>, head: u64, tail: u64, want: u64) -> Result<Vec<u64>> {
-    let window = want.min(tail - head);
-    let keys: Vec<String> = (head..head + window)
-        .map(|s| q.keys.entry(Log::Ring, s))
-        .collect();
-    let filled: HashMap<String, Vec<u8>> = q.kv.get_many(&keys)?.into_iter().collect();
-    let n = keys.iter().take_while(|k| filled.contains_key(*k)).count() as u64;
-    if n == 0 {
-        // The head slot is reserved but not written: an enqueue in flight,
-        // or one that died (maintenance moves past it after the grace).
-        return Ok(Vec::new());
-    }
-    let end = q.increment(&q.keys.head(Log::Ring), n)?;
-    Ok((end - n..end).collect())
-}
-
-/// Lease every deliverable task among the taken slots; empty ones become
-/// orphans.
-fn deliver<K: KeyValue>(
-    q: &KvWorkQueue<K>,
-    slots: &[u64],
-    req: &DequeueRequest,
-    lease_ms: u64,
-    max: usize,
-    batch: &mut Batch,
-) -> Result<()> {
-    let keys: Vec<String> = slots.iter().map(|s| q.keys.entry(Log::Ring, *s)).collect();
-    let entries: HashMap<String, String> = q.get_many_json(&keys)?;
-    let missing: Vec<&str> = entries
-        .values()
-        .map(String::as_str)
-        .filter(|id| !batch.records.contains_key(*id))
-        .collect();
-    let loaded = q.load_tasks(missing)?;
-    batch.records.extend(loaded);
-    let candidates: Vec<&TaskRecord> = entries
-        .values()
-        .filter_map(|id| batch.records.get(id))
-        .filter(|r| r.state == State::Pending)
-        .collect();
-    let results = q.load_results(candidates)?;
-    let now = q.now();
-    for (slot, key) in slots.iter().zip(&keys) {
-        let Some(id) = entries.get(key) else {
-            batch.orphans.push(*slot);
-            continue;
         };
-        let Some(record) = batch.records.get_mut(id) else {
-            continue;
-        };
-        if record.at != Place::ring(*slot) || record.state != State::Pending {
-            continue; // a stale entry: the task lives elsewhere now
-        }
-        if let Some(result) = results.get(id) {
-            // Completed by an earlier delivery that a rescue raced: the
-            // result wins and the task is not run again.
-            record.state = State::Completed {
-                lease_id: result.lease_id.clone(),
-                seq: result.seq,
+        start.get_or_insert(taken.start);
+        poison.extend(taken.poison);
+        let loaded = q.load_tasks(taken.tasks.iter().map(|(_, id)| id.as_str()))?;
+        poison.extend(loaded.poison);
+        for (slot, id) in taken.tasks {
+            let Some(record) = loaded.records.get(&id) else {
+                continue; // no such task (any more)
             };
-            record.updated_at = now;
-            batch.writes.put(q.keys.task(id), &*record);
-            continue;
+            if record.at != Place::ring(slot)
+                || record.state != State::Pending
+                || leased.contains_key(&id)
+            {
+                continue; // a stale entry: the task lives elsewhere now
+            }
+            order.push(id.clone());
+            leased.insert(id, (slot, record.clone()));
         }
-        if batch.out.len() >= max {
-            batch.orphans.push(*slot); // taken beyond the batch: hand it on
-            continue;
-        }
+    }
+    let Some(start) = start else {
+        return Ok(Vec::new());
+    };
+    let deadline = q.deadline_from(start);
+    set_aside::record(q, &poison, &mut writes)?;
+    let now = q.now();
+    let mut out = Vec::with_capacity(order.len());
+    for id in &order {
+        let (slot, record) = leased.get_mut(id).expect("leased above");
+        record.delivered_from(*slot);
         let lease = LeaseRecord {
-            id: crate::model::generate_id(),
+            id: q.ids.next_id(),
             worker_id: req.worker_id.clone(),
             expires_at: now + lease_ms,
         };
-        record.state = State::InProgress {
-            lease: lease.clone(),
-        };
-        record.delivered_from(*slot);
-        record.updated_at = now;
-        batch.writes.put(q.keys.task(id), &*record);
-        batch.out.push(LeasedTask {
+        out.push(LeasedTask {
             task: record.task.clone(),
             lease: Lease {
-                id: lease.id,
+                id: lease.id.clone(),
                 expires_at: lease.expires_at,
             },
         });
+        record.state = State::InProgress { lease };
+        record.updated_at = now;
+        writes.put(q.keys.task(id), &*record);
     }
-    Ok(())
-}
-
-/// Record slots taken before they were filled as runs in the orphan log.
-fn write_orphans<K: KeyValue>(
-    q: &KvWorkQueue<K>,
-    slots: &[u64],
-    writes: &mut Writes,
-) -> Result<()> {
-    let mut sorted = slots.to_vec();
-    sorted.sort_unstable();
-    let mut ranges: Vec<OrphanRange> = Vec::new();
-    for s in sorted {
-        match ranges.last_mut() {
-            Some(r) if r.end == s => r.end += 1,
-            _ => ranges.push(OrphanRange {
-                start: s,
-                end: s + 1,
-            }),
-        }
+    let committed = q.commit_checked("dequeue", writes, |now| q.within(deadline, now, "dequeue"));
+    if out.is_empty() {
+        // Only padding and set-aside entries were at stake: without them
+        // slots stay empty a little longer, which every reader handles.
+        return Ok(out);
     }
-    q.append(Log::Orphans, &ranges, writes).map(drop)
+    committed.map(|()| out)
 }

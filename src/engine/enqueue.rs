@@ -3,21 +3,23 @@
 //! one `set_many` of records, log entries and idempotency mappings.
 //!
 //! Cost: 2 write commits per batch (3 when it mixes due and delayed tasks),
-//! whatever its size; reads only when ids or idempotency keys are given.
+//! whatever its size; reads only when ids or idempotency keys are given,
+//! plus the ring's counters. A slot a dequeuer took while it was being
+//! written costs one settle increment (see `ring.rs`).
 
 use super::keys::Log;
-use super::record::{Place, State, TaskRecord};
+use super::record::{Place, State, TaskRecord, UNPLACED};
+use super::ring;
 use super::store::Writes;
 use super::KvWorkQueue;
-use crate::config::MAX_ENQUEUE_BATCH;
-use crate::error::{QueueError, Result};
+use crate::error::Result;
 use crate::kv::KeyValue;
-use crate::model::{validate_task_id, Enqueued, NewTask};
+use crate::model::{validate_batch, validate_task_id, Enqueued, NewTask};
 use crate::port::WorkTask;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 
-/// A task of the batch that will be written.
-struct Fresh {
+/// A task of the batch with its id and idempotency key settled.
+struct Named {
     index: usize,
     task: NewTask,
     id: String,
@@ -25,26 +27,14 @@ struct Fresh {
 }
 
 pub(crate) fn run<K: KeyValue>(q: &KvWorkQueue<K>, tasks: Vec<NewTask>) -> Result<Vec<Enqueued>> {
-    if tasks.is_empty() || tasks.len() > MAX_ENQUEUE_BATCH {
-        return Err(QueueError::Invalid(format!(
-            "a batch holds 1..={MAX_ENQUEUE_BATCH} tasks, got {}",
-            tasks.len()
-        )));
-    }
-    for (i, t) in tasks.iter().enumerate() {
-        t.validate()
-            .map_err(|e| QueueError::Invalid(format!("task {i}: {}", strip(&e))))?;
-    }
-
-    // Name every task, then drop duplicates: of stored tasks first, then
-    // of tasks earlier in the batch.
-    let named: Vec<Fresh> = tasks
+    validate_batch(&tasks)?;
+    let named: Vec<Named> = tasks
         .into_iter()
         .enumerate()
         .map(|(index, task)| {
-            let id = task.id.clone().unwrap_or_else(crate::model::generate_id);
+            let id = task.id.clone().unwrap_or_else(|| q.ids.next_id());
             let key = task.idempotency_key.clone().unwrap_or_else(|| id.clone());
-            Fresh {
+            Named {
                 index,
                 task,
                 id,
@@ -52,33 +42,37 @@ pub(crate) fn run<K: KeyValue>(q: &KvWorkQueue<K>, tasks: Vec<NewTask>) -> Resul
             }
         })
         .collect();
+
+    // Drop duplicates: of stored tasks first, then of tasks earlier in
+    // the batch (by key, and by id).
     let known = lookup(q, &named)?;
     let mut outcomes: Vec<Option<Enqueued>> = vec![None; named.len()];
     let mut fresh = Vec::new();
-    let mut batch_keys: HashMap<String, String> = HashMap::new();
-    let mut batch_ids: HashSet<String> = HashSet::new();
-    for f in named {
-        if let Some(existing) = known.get(&f.index) {
-            outcomes[f.index] = Some(duplicate(existing));
-        } else if let Some(existing) = batch_keys.get(&f.key) {
-            outcomes[f.index] = Some(duplicate(existing));
-        } else if batch_ids.contains(&f.id) {
-            outcomes[f.index] = Some(duplicate(&f.id));
-        } else {
-            batch_keys.insert(f.key.clone(), f.id.clone());
-            batch_ids.insert(f.id.clone());
-            fresh.push(f);
+    let mut batch_keys: BTreeMap<String, String> = BTreeMap::new();
+    let mut batch_ids: BTreeSet<String> = BTreeSet::new();
+    for n in named {
+        let existing = known
+            .get(&n.index)
+            .or_else(|| batch_keys.get(&n.key))
+            .or_else(|| batch_ids.get(&n.id))
+            .cloned();
+        match existing {
+            Some(id) => outcomes[n.index] = Some(duplicate(id)),
+            None => {
+                batch_keys.insert(n.key.clone(), n.id.clone());
+                batch_ids.insert(n.id.clone());
+                fresh.push(n);
+            }
         }
     }
-
     if !fresh.is_empty() {
-        q.guarded(|| write(q, &fresh))?;
-        for f in &fresh {
-            outcomes[f.index] = Some(Enqueued {
-                id: f.id.clone(),
-                duplicate: false,
-            });
-        }
+        write(q, &fresh)?;
+    }
+    for n in fresh {
+        outcomes[n.index] = Some(Enqueued {
+            id: n.id,
+            duplicate: false,
+        });
     }
     Ok(outcomes
         .into_iter()
@@ -86,113 +80,101 @@ pub(crate) fn run<K: KeyValue>(q: &KvWorkQueue<K>, tasks: Vec<NewTask>) -> Resul
         .collect())
 }
 
-fn duplicate(id: &str) -> Enqueued {
+fn duplicate(id: String) -> Enqueued {
     Enqueued {
-        id: id.to_string(),
+        id,
         duplicate: true,
     }
 }
 
-fn strip(e: &QueueError) -> String {
-    match e {
-        QueueError::Invalid(m) => m.clone(),
-        other => other.to_string(),
-    }
-}
-
-/// For each fresh task that may collide with a stored one, the id of the
-/// stored task it duplicates.
+/// For each task that may collide with a stored one, the id of the stored
+/// task it duplicates.
 ///
 /// A task is known by its record (`t/{id}`) and, when its key differs from
-/// its id, by a mapping `k/{key}`; a key that is itself a valid id may name a
-/// task whose key equals its id, so both places are looked at.
-fn lookup<K: KeyValue>(q: &KvWorkQueue<K>, fresh: &[Fresh]) -> Result<HashMap<usize, String>> {
-    let mut keys = Vec::new();
-    for f in fresh {
-        let generated = f.task.id.is_none() && f.task.idempotency_key.is_none();
-        if generated {
-            continue; // a new ULID with its own id as key cannot collide
+/// its id, by a mapping `k/{key}`; a key that is itself a valid id may name
+/// a task whose key equals its id. A task collides when its id is taken,
+/// or its key is any stored task's key.
+fn lookup<K: KeyValue>(q: &KvWorkQueue<K>, named: &[Named]) -> Result<BTreeMap<usize, String>> {
+    let mut keys = BTreeSet::new();
+    for n in named {
+        if n.task.id.is_none() && n.task.idempotency_key.is_none() {
+            continue; // a new id with its own id as key cannot collide
         }
-        keys.push(q.keys.task(&f.id));
-        if f.key != f.id {
-            keys.push(q.keys.idempotency(&f.key));
-            if validate_task_id(&f.key).is_ok() {
-                keys.push(q.keys.task(&f.key));
-            }
+        keys.insert(q.keys.task(&n.id));
+        keys.insert(q.keys.idempotency(&n.key));
+        if validate_task_id(&n.key).is_ok() {
+            keys.insert(q.keys.task(&n.key));
         }
     }
-    if keys.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let found: HashMap<String, Vec<u8>> = q.kv.get_many(&keys)?.into_iter().collect();
-    let record_key = |key: &str| -> Result<Option<TaskRecord>> {
+    let keys: Vec<String> = keys.into_iter().collect();
+    let found = q.read_many::<serde_json::Value>(&keys)?;
+    let record = |key: &str| -> Option<TaskRecord> {
         found
+            .values
             .get(key)
-            .map(|b| {
-                serde_json::from_slice(b).map_err(|e| QueueError::Corrupt {
-                    key: key.to_string(),
-                    reason: e.to_string(),
-                })
-            })
-            .transpose()
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
     };
-    let mut known = HashMap::new();
-    for f in fresh {
+    let mut known = BTreeMap::new();
+    for n in named {
         let by_mapping = found
-            .get(&q.keys.idempotency(&f.key))
-            .and_then(|b| serde_json::from_slice::<String>(b).ok());
-        let by_key_record = record_key(&q.keys.task(&f.key))?
-            .filter(|r| r.task.idempotency_key == f.key)
+            .values
+            .get(&q.keys.idempotency(&n.key))
+            .and_then(|v| v.as_str().map(str::to_string));
+        let by_key_record = record(&q.keys.task(&n.key))
+            .filter(|r| r.task.idempotency_key == n.key)
             .map(|r| r.task.id);
-        let by_id = record_key(&q.keys.task(&f.id))?.map(|r| r.task.id);
+        // A stored record at this id, readable or not, takes the id.
+        let id_key = q.keys.task(&n.id);
+        let by_id = (found.values.contains_key(&id_key)
+            || found.poison.iter().any(|(k, _)| *k == id_key))
+        .then(|| n.id.clone());
         if let Some(existing) = by_mapping.or(by_key_record).or(by_id) {
-            known.insert(f.index, existing);
+            known.insert(n.index, existing);
         }
     }
     Ok(known)
 }
 
-/// Reserve log slots and write every record, entry and mapping at once.
-fn write<K: KeyValue>(q: &KvWorkQueue<K>, fresh: &[Fresh]) -> Result<()> {
-    let now = q.now();
-    let (due, delayed): (Vec<&Fresh>, Vec<&Fresh>) =
-        fresh.iter().partition(|f| f.task.delay_ms == 0);
-    let ids = |tasks: &[&Fresh]| tasks.iter().map(|f| f.id.clone()).collect::<Vec<_>>();
+/// Write every record, entry and mapping: due tasks through the ring,
+/// delayed ones into the delay inbox, in the same `set_many`.
+fn write<K: KeyValue>(q: &KvWorkQueue<K>, fresh: &[Named]) -> Result<()> {
+    let start = q.now();
+    let deadline = q.deadline_from(start);
     let mut writes = Writes::default();
-    let first_due = q.append(Log::Ring, &ids(&due), &mut writes)?;
-    let first_delayed = q.append(Log::Delayed, &ids(&delayed), &mut writes)?;
-    let due = due
-        .into_iter()
-        .enumerate()
-        .map(|(i, f)| (f, Place::ring(first_due + i as u64)));
-    let delayed = delayed
-        .into_iter()
-        .enumerate()
-        .map(|(i, f)| (f, Place::delayed(first_delayed + i as u64)));
-    for (f, at) in due.chain(delayed) {
-        if f.key != f.id {
-            writes.put(q.keys.idempotency(&f.key), &f.id);
-        }
-        let record = TaskRecord {
-            task: WorkTask {
-                id: f.id.clone(),
-                pipeline_id: f.task.pipeline_id.clone(),
-                node_name: f.task.node_name.clone(),
-                input: f.task.input.clone(),
-                wave: f.task.wave,
-                attempt: 0,
-                idempotency_key: f.key.clone(),
-            },
-            max_attempts: f.task.max_attempts.unwrap_or(q.config.default_max_attempts),
-            state: State::Pending,
-            at,
-            gen: 0,
-            not_before: now + f.task.delay_ms,
-            created_at: now,
-            updated_at: now,
-            deliveries: Vec::new(),
-        };
-        writes.put(q.keys.task(&f.id), &record);
+    let record = |n: &Named, at: Place| TaskRecord {
+        task: WorkTask {
+            id: n.id.clone(),
+            pipeline_id: n.task.pipeline_id.clone(),
+            node_name: n.task.node_name.clone(),
+            input: n.task.input.clone(),
+            wave: n.task.wave,
+            attempt: 0,
+            idempotency_key: n.key.clone(),
+        },
+        max_attempts: n.task.max_attempts.unwrap_or(q.config.default_max_attempts),
+        state: State::Pending,
+        at,
+        not_before: start + n.task.delay_ms,
+        created_at: start,
+        updated_at: start,
+        deliveries: Vec::new(),
+    };
+    for n in fresh.iter().filter(|n| n.key != n.id) {
+        writes.put(q.keys.idempotency(&n.key), &n.id);
     }
-    writes.commit(&q.kv)
+    let delayed: Vec<&Named> = fresh.iter().filter(|n| n.task.delay_ms > 0).collect();
+    if !delayed.is_empty() {
+        let first = q.reserve(Log::Delayed, delayed.len() as u64)?;
+        for (i, n) in delayed.iter().enumerate() {
+            let slot = first + i as u64;
+            writes.put(q.keys.entry(Log::Delayed, slot), &n.id);
+            writes.put(q.keys.task(&n.id), &record(n, Place::delayed(slot)));
+        }
+    }
+    let due: Vec<TaskRecord> = fresh
+        .iter()
+        .filter(|n| n.task.delay_ms == 0)
+        .map(|n| record(n, Place::ring(UNPLACED)))
+        .collect();
+    ring::publish(q, "enqueue", due, writes, deadline, |_| Ok(()))
 }

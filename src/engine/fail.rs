@@ -1,15 +1,17 @@
 //! Fail: a retryable failure with attempts left goes to the retry inbox,
 //! due after the backoff; anything else is dead-lettered.
 //!
-//! Cost: 2 write commits (a reservation and one `set_many`).
+//! Cost: 2 write commits (a reservation and one `set_many`). Accepted
+//! within the same window as an ack (the lease's expiry plus
+//! `late_finish_ms`).
 
 use super::keys::Log;
-use super::record::{DeadLetterRef, Place, State, TaskRecord};
+use super::record::{DeadLetterRef, Heartbeat, Place, State, TaskRecord};
 use super::store::Writes;
 use super::KvWorkQueue;
 use crate::error::{QueueError, Result};
 use crate::kv::KeyValue;
-use crate::port::TaskStatus;
+use crate::model::FailOutcome;
 
 pub(crate) fn run<K: KeyValue>(
     q: &KvWorkQueue<K>,
@@ -17,66 +19,78 @@ pub(crate) fn run<K: KeyValue>(
     lease_id: &str,
     error: &str,
     retryable: bool,
-) -> Result<TaskStatus> {
-    let read_at = q.now();
-    let record = leased_record(q, task_id, lease_id)?;
+) -> Result<FailOutcome> {
+    let (record, expiry) = leased(q, task_id, lease_id)?;
+    let late = q.timing.late_finish_ms;
+    if q.now() >= expiry + late {
+        return Err(lost(task_id));
+    }
     let retry = retryable && record.task.attempt + 1 < record.max_attempts;
-    q.guarded(|| {
-        q.still_fresh(read_at)?;
-        let now = q.now();
-        let mut next = record.clone();
-        next.updated_at = now;
-        let mut writes = Writes::default();
-        if retry {
-            let n = q.reserve(&q.keys.tail(Log::Retries), 1)?;
-            next.state = State::Failed {
-                error: error.to_string(),
-            };
-            next.at = Place::retries(n);
-            next.not_before = now + q.config.retry.backoff_ms(task_id, record.task.attempt);
-            writes.put(q.keys.entry(Log::Retries, n), &task_id);
-        } else {
-            let n = q.reserve(&q.keys.tail(Log::DeadLetters), 1)?;
-            next.state = State::DeadLetter {
-                error: error.to_string(),
-                failed_at: now,
-            };
-            next.at = Place::dead_letters(n);
-            writes.put(
-                q.keys.entry(Log::DeadLetters, n),
-                &DeadLetterRef {
-                    id: task_id.to_string(),
-                    failed_at: now,
-                },
-            );
+    let start = q.now();
+    let deadline = q.deadline_from(start);
+    let mut next = record.clone();
+    next.updated_at = start;
+    let mut writes = Writes::default();
+    let retry_at = if retry {
+        let n = q.reserve(Log::Retries, 1)?;
+        let at = start + q.config.retry.backoff_ms(task_id, record.task.attempt);
+        next.state = State::Failed {
+            error: error.to_string(),
+        };
+        next.at = Place::retries(n);
+        next.not_before = at;
+        writes.put(q.keys.entry(Log::Retries, n), &task_id);
+        Some(at)
+    } else {
+        let n = q.reserve(Log::DeadLetters, 1)?;
+        next.state = State::DeadLetter {
+            error: error.to_string(),
+            failed_at: start,
+        };
+        next.at = Place::dead_letters(n);
+        writes.put(
+            q.keys.entry(Log::DeadLetters, n),
+            &DeadLetterRef {
+                id: task_id.to_string(),
+                failed_at: start,
+            },
+        );
+        None
+    };
+    writes.put(q.keys.task(task_id), &next);
+    q.commit_checked("fail", writes, |now| {
+        q.within(deadline, now, "fail")?;
+        if now >= expiry + late {
+            return Err(lost(task_id));
         }
-        writes.put(q.keys.task(task_id), &next);
-        writes.commit(&q.kv)?;
-        Ok(next.status(None))
+        Ok(())
+    })?;
+    Ok(FailOutcome {
+        status: next.status(),
+        retry_at,
     })
 }
 
-/// The task's record if `lease_id` is its live delivery's lease: not
-/// completed (no result), in progress under that lease.
-pub(crate) fn leased_record<K: KeyValue>(
+fn lost(task_id: &str) -> QueueError {
+    QueueError::LeaseLost {
+        id: task_id.to_string(),
+    }
+}
+
+/// The task's record and its lease's current expiry, if `lease_id` is the
+/// lease of its running delivery.
+pub(crate) fn leased<K: KeyValue>(
     q: &KvWorkQueue<K>,
     task_id: &str,
     lease_id: &str,
-) -> Result<TaskRecord> {
-    let record: TaskRecord =
-        q.get_json(&q.keys.task(task_id))?
-            .ok_or_else(|| QueueError::NotFound {
-                id: task_id.to_string(),
-            })?;
-    let lost = || QueueError::LeaseLost {
-        id: task_id.to_string(),
+) -> Result<(TaskRecord, u64)> {
+    let (record, heartbeat): (TaskRecord, Option<Heartbeat>) =
+        q.load_task(task_id)?.ok_or_else(|| QueueError::NotFound {
+            id: task_id.to_string(),
+        })?;
+    let expiry = match record.lease(heartbeat.as_ref()) {
+        Some((lease, expiry)) if lease.id == lease_id => expiry,
+        _ => return Err(lost(task_id)),
     };
-    match &record.state {
-        State::InProgress { lease } if lease.id == lease_id => {}
-        _ => return Err(lost()),
-    }
-    if !q.load_results([&record])?.is_empty() {
-        return Err(lost());
-    }
-    Ok(record)
+    Ok((record, expiry))
 }

@@ -8,38 +8,59 @@ use crate::encode::percent_encode;
 
 /// A key only ever written with `increment` and read with
 /// [`read_counter`](crate::kv::read_counter).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) struct CounterKey(pub(crate) String);
 
 /// The append logs of the store. Each is a counter `{log}/tail` plus
-/// entries `{log}/{n}`; some also have a consumer cursor `{log}/head`.
+/// entries `{log}/{n}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) enum Log {
-    /// The pending ring: ids of due tasks, consumed by dequeuers (`head`).
+    /// The pending ring: ids of due tasks, taken by dequeuers (`q/head`).
     Ring,
-    /// Ring slots dequeuers took while still empty, for maintenance to settle.
-    Orphans,
     /// Tasks enqueued with a delay, consumed by maintenance.
     Delayed,
     /// Failed tasks waiting for their retry, consumed by maintenance.
     Retries,
-    /// Completions in completion order, indexed by maintenance.
+    /// Completions in completion order: indexed per pipeline, then the
+    /// retention sweep's list of completed tasks.
     Completions,
-    /// Dead-lettered tasks, newest last.
+    /// Dead-lettered tasks, oldest first.
     DeadLetters,
+    /// Stored values that could not be decoded, set aside.
+    SetAside,
 }
 
 impl Log {
+    /// Every log.
+    #[cfg(test)]
+    pub(crate) const ALL: [Log; 6] = [
+        Log::Ring,
+        Log::Delayed,
+        Log::Retries,
+        Log::Completions,
+        Log::DeadLetters,
+        Log::SetAside,
+    ];
+
     fn dir(self) -> &'static str {
         match self {
             Log::Ring => "q",
-            Log::Orphans => "o",
             Log::Delayed => "d",
             Log::Retries => "f",
             Log::Completions => "c",
             Log::DeadLetters => "x",
+            Log::SetAside => "z",
         }
     }
+}
+
+/// The timer wheel's two levels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum Wheel {
+    /// Buckets of one second, for timers due within about two hours.
+    Seconds,
+    /// Buckets of one hour, for timers due later.
+    Hours,
 }
 
 /// The key builder.
@@ -60,24 +81,24 @@ impl Keys {
         format!("{}/t/{id}", self.prefix)
     }
 
+    /// `{p}/h/{id}`: the latest heartbeat of a task's running delivery.
+    pub(crate) fn heartbeat(&self, id: &str) -> String {
+        format!("{}/h/{id}", self.prefix)
+    }
+
     /// `{p}/k/{key}`: idempotency key → task id (only when key ≠ id).
     pub(crate) fn idempotency(&self, key: &str) -> String {
         format!("{}/k/{}", self.prefix, percent_encode(key))
     }
 
-    /// `{p}/r/{id}/{gen}`: the result of generation `gen` of a task.
-    pub(crate) fn result(&self, id: &str, gen: u32) -> String {
-        format!("{}/r/{id}/{gen}", self.prefix)
-    }
-
-    /// `{p}/{log}/tail`: number of entries ever appended to `log`.
+    /// `{p}/{log}/tail`: number of entries ever reserved in `log`.
     pub(crate) fn tail(&self, log: Log) -> CounterKey {
         CounterKey(format!("{}/{}/tail", self.prefix, log.dir()))
     }
 
-    /// `{p}/{log}/head`: consumer cursor of `log`.
-    pub(crate) fn head(&self, log: Log) -> CounterKey {
-        CounterKey(format!("{}/{}/head", self.prefix, log.dir()))
+    /// `{p}/q/head`: ring slots ever taken by dequeuers.
+    pub(crate) fn ring_head(&self) -> CounterKey {
+        CounterKey(format!("{}/q/head", self.prefix))
     }
 
     /// `{p}/{log}/{n}`: the n-th entry of `log`.
@@ -85,35 +106,65 @@ impl Keys {
         format!("{}/{}/{n}", self.prefix, log.dir())
     }
 
+    /// `{p}/q/{n}/x`: who gave up on ring slot `n` first, its taker or its
+    /// writer (see `ring.rs`).
+    pub(crate) fn settle(&self, n: u64) -> CounterKey {
+        CounterKey(format!("{}/q/{n}/x", self.prefix))
+    }
+
+    /// `{p}/x/{n}/r/{attempt}`: the redrive lock of dead-letter entry `n`.
+    pub(crate) fn redrive_lock(&self, n: u64, attempt: u32) -> CounterKey {
+        CounterKey(format!("{}/x/{n}/r/{attempt}", self.prefix))
+    }
+
+    /// `{p}/x/{n}/r/{attempt}/seen`: when a redrive found that lock held.
+    pub(crate) fn redrive_seen(&self, n: u64, attempt: u32) -> String {
+        format!("{}/x/{n}/r/{attempt}/seen", self.prefix)
+    }
+
     /// `{p}/x/redriven`: dead-lettered tasks put back in the queue.
     pub(crate) fn redriven(&self) -> CounterKey {
         CounterKey(format!("{}/x/redriven", self.prefix))
     }
 
-    /// `{p}/m/state`: maintenance cursors, marks and timer directory.
+    /// `{p}/m/state`: maintenance cursors, marks and totals.
     pub(crate) fn maintenance_state(&self) -> String {
         format!("{}/m/state", self.prefix)
     }
 
-    /// `{p}/m/lock/{generation}/{slot}`: who runs maintenance after run
-    /// `generation`, during time slot `slot`.
-    pub(crate) fn maintenance_lock(&self, generation: u64, slot: u64) -> CounterKey {
-        CounterKey(format!("{}/m/lock/{generation}/{slot}", self.prefix))
+    /// `{p}/m/garbage`: keys the next maintenance run deletes.
+    pub(crate) fn garbage(&self) -> String {
+        format!("{}/m/garbage", self.prefix)
     }
 
-    /// `{p}/m/t/{second}/{chunk}`: timers due in that second.
-    pub(crate) fn timer_chunk(&self, second: u64, chunk: u32) -> String {
-        format!("{}/m/t/{second}/{chunk}", self.prefix)
+    /// `{p}/m/l/{generation}/{attempt}`: who runs maintenance after run
+    /// `generation` (attempt 0, then takeovers).
+    pub(crate) fn lock(&self, generation: u64, attempt: u32) -> CounterKey {
+        CounterKey(format!("{}/m/l/{generation}/{attempt}", self.prefix))
     }
 
-    /// `{p}/m/ix/{id}/{gen}`: the completion entry indexed for a task's
-    /// generation (so a redone ack is never indexed twice).
-    pub(crate) fn indexed(&self, id: &str, gen: u32) -> String {
-        format!("{}/m/ix/{id}/{gen}", self.prefix)
+    /// `{p}/m/l/{generation}/{attempt}/seen`: when a contender first found
+    /// that lock held.
+    pub(crate) fn lock_seen(&self, generation: u64, attempt: u32) -> String {
+        format!("{}/m/l/{generation}/{attempt}/seen", self.prefix)
     }
 
-    /// `{p}/m/p/{pipeline}/n`: completions indexed for a pipeline.
-    pub(crate) fn pipeline_len(&self, pipeline_id: &str) -> String {
+    /// `{p}/m/t/{second}` or `{p}/m/w/{hour}` (chunk 0), then `…/{chunk}`:
+    /// a bucket of the timer wheel.
+    pub(crate) fn timer_chunk(&self, wheel: Wheel, bucket: u64, chunk: u32) -> String {
+        let dir = match wheel {
+            Wheel::Seconds => "t",
+            Wheel::Hours => "w",
+        };
+        match chunk {
+            0 => format!("{}/m/{dir}/{bucket}", self.prefix),
+            c => format!("{}/m/{dir}/{bucket}/{c}", self.prefix),
+        }
+    }
+
+    /// `{p}/m/p/{pipeline}/n`: how many completions a pipeline's index
+    /// holds, and how many of them expired.
+    pub(crate) fn pipeline_meta(&self, pipeline_id: &str) -> String {
         format!("{}/m/p/{}/n", self.prefix, percent_encode(pipeline_id))
     }
 
@@ -135,25 +186,31 @@ mod tests {
     fn free_form_names_cannot_escape_their_segment() {
         let k = Keys::new("wq");
         assert_eq!(k.idempotency("a/b c"), "wq/k/a%2Fb%20c");
-        assert_eq!(k.pipeline_len("x/n"), "wq/m/p/x%2Fn/n");
-        assert_ne!(k.pipeline_len("a%2F"), k.pipeline_len("a/"));
+        assert_eq!(k.pipeline_meta("x/n"), "wq/m/p/x%2Fn/n");
+        assert_ne!(k.pipeline_meta("a%2F"), k.pipeline_meta("a/"));
     }
 
     #[test]
-    fn counters_and_entries_never_share_a_key() {
+    fn counters_and_values_never_share_a_key() {
         let k = Keys::new("wq");
-        for log in [
-            Log::Ring,
-            Log::Orphans,
-            Log::Delayed,
-            Log::Retries,
-            Log::Completions,
-            Log::DeadLetters,
-        ] {
-            let entries: Vec<String> = (0..3).map(|n| k.entry(log, n)).collect();
-            assert!(!entries.contains(&k.tail(log).0));
-            assert!(!entries.contains(&k.head(log).0));
+        let mut counters = vec![k.ring_head(), k.redriven()];
+        let mut values = vec![k.maintenance_state(), k.garbage()];
+        for log in Log::ALL {
+            counters.push(k.tail(log));
+            values.extend((0..3).map(|n| k.entry(log, n)));
         }
-        assert_ne!(k.redriven().0, k.entry(Log::DeadLetters, 0));
+        counters.extend((0..3).map(|n| k.settle(n)));
+        counters.extend((0..3).map(|n| k.redrive_lock(n, 0)));
+        values.extend((0..3).map(|n| k.redrive_seen(n, 0)));
+        counters.push(k.lock(3, 0));
+        values.push(k.lock_seen(3, 0));
+        for wheel in [Wheel::Seconds, Wheel::Hours] {
+            values.extend((0..3).map(|c| k.timer_chunk(wheel, 7, c)));
+        }
+        for c in &counters {
+            assert!(!values.contains(&c.0), "{} is both", c.0);
+        }
+        let unique: std::collections::BTreeSet<_> = values.iter().collect();
+        assert_eq!(unique.len(), values.len());
     }
 }

@@ -1,7 +1,7 @@
 //! [`KvWorkQueue`]: the queue engine on any [`KeyValue`] store.
 //!
-//! The layout of the store and the reasoning behind every operation are in
-//! `docs/engine.md`; each operation lives in its own module.
+//! The layout of the store, the protocol and the time bounds it rests on
+//! are in `docs/engine.md`; each operation lives in its own module.
 
 mod ack;
 mod dead_letter;
@@ -10,56 +10,57 @@ mod enqueue;
 mod fail;
 mod heartbeat;
 mod keys;
+mod lock;
 mod maintenance;
+mod observe;
 mod record;
 mod results;
+mod ring;
+mod set_aside;
 mod stats;
 mod status;
 mod store;
 
+pub use observe::{Event, Observer, StderrObserver};
+
 use crate::clock::{Clock, SystemClock};
-use crate::config::QueueConfig;
+use crate::config::{QueueConfig, Timing};
 use crate::error::Result;
+use crate::ids::{IdSource, UlidIds};
 use crate::kv::KeyValue;
 use crate::model::{
-    Ack, DeadLetterEntry, DequeueRequest, Enqueued, LeasedTask, NewTask, QueueStats, RescueReport,
-    TaskInfo,
+    Ack, DeadLetterEntry, DequeueRequest, Enqueued, FailOutcome, LeasedTask, NewTask, QueueStats,
+    RescueReport, SetAside, TaskInfo,
 };
-use crate::port::{TaskStatus, WorkQueuePort, WorkTask};
-use crate::queue::LeasedQueue;
+use crate::port::TaskStatus;
+use crate::queue::{LeasedQueue, PortLeases};
 use async_trait::async_trait;
 use serde_json::Value;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// The work queue engine, generic over the store.
 ///
 /// Every method is a short sequence of store operations; there is no
 /// background thread. Maintenance (rescue of expired leases, promotion of
-/// delayed tasks and retries) runs opportunistically inside `dequeue` at most
-/// once per [`QueueConfig::maintenance_period_ms`], and on
-/// [`LeasedQueue::rescue`].
+/// delayed tasks and retries, the retention sweep) runs opportunistically
+/// inside `dequeue` at most once per
+/// [`QueueConfig::maintenance_period_ms`], and on [`LeasedQueue::rescue`].
 pub struct KvWorkQueue<K> {
     kv: K,
     config: QueueConfig,
+    timing: Timing,
     clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdSource>,
+    observer: Arc<dyn Observer>,
     keys: keys::Keys,
-    /// Leases taken through [`WorkQueuePort::try_dequeue`], by task id, so
-    /// that `acknowledge` / `fail` (which carry no lease) stay fenced.
-    port_leases: Mutex<HashMap<String, String>>,
+    port_leases: PortLeases,
 }
 
 impl<K: KeyValue> KvWorkQueue<K> {
     /// A queue on `kv` with the default configuration and the system clock.
     pub fn new(kv: K) -> Self {
-        let config = QueueConfig::default();
-        Self {
-            kv,
-            keys: keys::Keys::new(&config.key_prefix),
-            config,
-            clock: Arc::new(SystemClock),
-            port_leases: Mutex::default(),
-        }
+        Self::with_config(kv, QueueConfig::default(), Arc::new(SystemClock))
+            .expect("the default configuration is valid")
     }
 
     /// A queue on `kv` with `config` (validated) and `clock`.
@@ -68,10 +69,26 @@ impl<K: KeyValue> KvWorkQueue<K> {
         Ok(Self {
             kv,
             keys: keys::Keys::new(&config.key_prefix),
+            timing: config.timing(),
+            port_leases: PortLeases::new(config.port_worker_id.clone()),
             config,
             clock,
-            port_leases: Mutex::default(),
+            ids: Arc::new(UlidIds),
+            observer: Arc::new(StderrObserver),
         })
+    }
+
+    /// The same queue drawing lease ids and generated task ids from `ids`.
+    pub fn with_ids(mut self, ids: Arc<dyn IdSource>) -> Self {
+        self.ids = ids;
+        self
+    }
+
+    /// The same queue reporting [`Event`]s to `observer` (default: standard
+    /// error).
+    pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = observer;
+        self
     }
 
     /// The store.
@@ -82,75 +99,6 @@ impl<K: KeyValue> KvWorkQueue<K> {
     /// The configuration.
     pub fn config(&self) -> &QueueConfig {
         &self.config
-    }
-
-    fn remember_lease(&self, task_id: &str, lease_id: &str) {
-        if let Ok(mut m) = self.port_leases.lock() {
-            m.insert(task_id.to_string(), lease_id.to_string());
-        }
-    }
-
-    fn forget_lease(&self, task_id: &str) {
-        if let Ok(mut m) = self.port_leases.lock() {
-            m.remove(task_id);
-        }
-    }
-
-    /// The lease to use for a port-level ack/fail: the one this handle
-    /// took, else the task's current lease (an unfenced finish).
-    fn port_lease(&self, task_id: &str) -> Result<String> {
-        let remembered = self
-            .port_leases
-            .lock()
-            .ok()
-            .and_then(|m| m.get(task_id).cloned());
-        match remembered {
-            Some(l) => Ok(l),
-            None => status::current_lease(self, task_id),
-        }
-    }
-}
-
-#[cfg_attr(not(target_arch = "wasm32"), async_trait)]
-#[cfg_attr(target_arch = "wasm32", async_trait(?Send))]
-impl<K: KeyValue + crate::MaybeSendSync> WorkQueuePort for KvWorkQueue<K> {
-    async fn enqueue(&self, task: WorkTask) -> Result<()> {
-        enqueue::run(self, vec![NewTask::from_work_task(task)]).map(drop)
-    }
-
-    async fn try_dequeue(&self) -> Result<Option<WorkTask>> {
-        let req = DequeueRequest::new(self.config.port_worker_id.clone(), 1);
-        let leased = dequeue::run(self, &req)?.into_iter().next();
-        Ok(leased.map(|l| {
-            self.remember_lease(&l.task.id, &l.lease.id);
-            l.task
-        }))
-    }
-
-    async fn acknowledge(&self, task_id: &str, output: Value) -> Result<()> {
-        let lease = self.port_lease(task_id)?;
-        ack::run_one(self, task_id, &lease, output)?;
-        self.forget_lease(task_id);
-        Ok(())
-    }
-
-    async fn fail(&self, task_id: &str, error: &str) -> Result<()> {
-        let lease = self.port_lease(task_id)?;
-        fail::run(self, task_id, &lease, error, true)?;
-        self.forget_lease(task_id);
-        Ok(())
-    }
-
-    async fn status(&self, task_id: &str) -> Result<Option<TaskStatus>> {
-        Ok(status::info(self, task_id)?.map(|i| i.status))
-    }
-
-    async fn collect_results(&self, pipeline_id: &str) -> Result<Vec<(String, Value)>> {
-        results::run(self, pipeline_id)
-    }
-
-    async fn pending_count(&self) -> Result<usize> {
-        Ok(stats::run(self)?.pending as usize)
     }
 }
 
@@ -166,7 +114,12 @@ impl<K: KeyValue + crate::MaybeSendSync> LeasedQueue for KvWorkQueue<K> {
     }
 
     async fn ack(&self, task_id: &str, lease_id: &str, output: Value) -> Result<TaskStatus> {
-        ack::run_one(self, task_id, lease_id, output)
+        let ack = Ack {
+            id: task_id.to_string(),
+            lease_id: lease_id.to_string(),
+            output,
+        };
+        ack::run_one(self, ack)
     }
 
     async fn ack_batch(&self, acks: Vec<Ack>) -> Result<Vec<Result<TaskStatus>>> {
@@ -179,7 +132,7 @@ impl<K: KeyValue + crate::MaybeSendSync> LeasedQueue for KvWorkQueue<K> {
         lease_id: &str,
         error: &str,
         retryable: bool,
-    ) -> Result<TaskStatus> {
+    ) -> Result<FailOutcome> {
         fail::run(self, task_id, lease_id, error, retryable)
     }
 
@@ -189,6 +142,10 @@ impl<K: KeyValue + crate::MaybeSendSync> LeasedQueue for KvWorkQueue<K> {
 
     async fn task(&self, task_id: &str) -> Result<Option<TaskInfo>> {
         status::info(self, task_id)
+    }
+
+    async fn results(&self, pipeline_id: &str) -> Result<Vec<(String, Value)>> {
+        results::run(self, pipeline_id)
     }
 
     async fn stats(&self) -> Result<QueueStats> {
@@ -205,5 +162,13 @@ impl<K: KeyValue + crate::MaybeSendSync> LeasedQueue for KvWorkQueue<K> {
 
     async fn rescue(&self) -> Result<RescueReport> {
         maintenance::run(self, true)
+    }
+
+    async fn set_aside(&self, limit: usize) -> Result<Vec<SetAside>> {
+        set_aside::list(self, limit)
+    }
+
+    fn port_leases(&self) -> &PortLeases {
+        &self.port_leases
     }
 }

@@ -1,12 +1,9 @@
-//! What the engine stores: task records, results and log entries.
+//! What the engine stores: task records, heartbeats and log entries.
 
 use super::keys::Log;
 use crate::port::{TaskStatus, WorkTask};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-
-/// Most ring slots remembered in [`TaskRecord::deliveries`].
-const DELIVERIES_KEPT: usize = 32;
 
 /// Where a task is indexed right now: entry `n` of `log`. Exactly one entry
 /// is authoritative for a task; every other entry that names the task is
@@ -17,7 +14,7 @@ pub(crate) struct Place {
     pub n: u64,
 }
 
-/// Serde form of [`Log`].
+/// Serde form of the logs a task can be placed in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub(crate) enum LogName {
     #[serde(rename = "q")]
@@ -29,6 +26,10 @@ pub(crate) enum LogName {
     #[serde(rename = "x")]
     DeadLetters,
 }
+
+/// The slot of a task about to be published (see `ring::publish`), which
+/// no entry ever has.
+pub(crate) const UNPLACED: u64 = u64::MAX;
 
 impl Place {
     pub(crate) fn ring(n: u64) -> Self {
@@ -68,7 +69,7 @@ impl From<LogName> for Log {
     }
 }
 
-/// The lease of the delivery in progress.
+/// The lease of the delivery in progress, as the dequeue wrote it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct LeaseRecord {
     pub id: String,
@@ -76,24 +77,46 @@ pub(crate) struct LeaseRecord {
     pub expires_at: u64,
 }
 
-/// A task's state as recorded. A stored result overrides it: a task with a
-/// result is completed whatever its record says (see [`TaskRecord::status`]).
+/// A task's state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) enum State {
     /// Waiting for delivery (in the ring, or delayed until `not_before`).
     Pending,
-    /// Delivered under `lease`.
+    /// Delivered under `lease` (a [`Heartbeat`] may extend it).
     InProgress { lease: LeaseRecord },
-    /// Completed by the delivery holding `lease_id`; result `seq` in the
+    /// Completed by the delivery holding `lease_id`; entry `seq` of the
     /// completion log.
-    Completed { lease_id: String, seq: u64 },
+    Completed {
+        output: Value,
+        lease_id: String,
+        seq: u64,
+        completed_at: u64,
+    },
     /// Attempt `task.attempt` failed; retried at `not_before`.
     Failed { error: String },
     /// Out of attempts (or failed permanently).
     DeadLetter { error: String, failed_at: u64 },
 }
 
+impl State {
+    /// The state in words, for error messages.
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::InProgress { .. } => "in progress",
+            State::Completed { .. } => "completed",
+            State::Failed { .. } => "failed",
+            State::DeadLetter { .. } => "dead-lettered",
+        }
+    }
+}
+
 /// The record of one task, at `t/{id}`.
+///
+/// One writer at a time owns it (docs/engine.md, "Who writes a record"):
+/// the enqueuer until a dequeuer takes its ring slot, that dequeuer until
+/// it wrote the lease, the lease holder until its expiry, maintenance for
+/// everything time decides, the winner of a redrive.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct TaskRecord {
     /// The task; `attempt` is the current (or last delivered) attempt.
@@ -102,36 +125,38 @@ pub(crate) struct TaskRecord {
     pub state: State,
     /// The authoritative index entry.
     pub at: Place,
-    /// Delivery generation: bumped whenever a task that may have been
-    /// delivered is queued again, so each delivery writes its own result key.
-    pub gen: u32,
     /// Not to be delivered before (Unix ms).
     pub not_before: u64,
     pub created_at: u64,
     pub updated_at: u64,
-    /// Ring slots this task was delivered from (the most recent ones).
-    #[serde(default)]
+    /// Ring slots this task was delivered from (the most recent ones), so
+    /// that the ring walk tells a slot that delivered from one that did
+    /// not after the task has moved on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deliveries: Vec<u64>,
 }
 
+/// Most ring slots remembered in [`TaskRecord::deliveries`].
+const DELIVERIES_KEPT: usize = 32;
+
 impl TaskRecord {
-    /// The public status, given the task's earliest stored result.
-    pub(crate) fn status(&self, result: Option<&ResultRecord>) -> TaskStatus {
-        if let Some(r) = result {
-            return TaskStatus::Completed {
-                output: r.output.clone(),
-            };
+    /// Remember that ring slot `slot` delivered this task.
+    pub(crate) fn delivered_from(&mut self, slot: u64) {
+        self.deliveries.push(slot);
+        if self.deliveries.len() > DELIVERIES_KEPT {
+            self.deliveries.remove(0);
         }
+    }
+
+    /// The public status.
+    pub(crate) fn status(&self) -> TaskStatus {
         match &self.state {
             State::Pending => TaskStatus::Pending,
             State::InProgress { lease } => TaskStatus::InProgress {
                 worker_id: lease.worker_id.clone(),
             },
-            // A completed record always has its result written in the same
-            // commit; without one (data lost outside the queue) report the
-            // closest truth rather than inventing an output.
-            State::Completed { .. } => TaskStatus::Completed {
-                output: Value::Null,
+            State::Completed { output, .. } => TaskStatus::Completed {
+                output: output.clone(),
             },
             State::Failed { error } => TaskStatus::Failed {
                 error: error.clone(),
@@ -143,36 +168,38 @@ impl TaskRecord {
         }
     }
 
-    /// Remember that ring slot `slot` delivered this task.
-    pub(crate) fn delivered_from(&mut self, slot: u64) {
-        self.deliveries.push(slot);
-        if self.deliveries.len() > DELIVERIES_KEPT {
-            self.deliveries.remove(0);
-        }
+    /// The lease of the running delivery and its current expiry (the later
+    /// of the dequeue's and the latest heartbeat's for that lease).
+    pub(crate) fn lease(&self, heartbeat: Option<&Heartbeat>) -> Option<(&LeaseRecord, u64)> {
+        let State::InProgress { lease } = &self.state else {
+            return None;
+        };
+        let extended = heartbeat
+            .filter(|h| h.lease_id == lease.id)
+            .map_or(0, |h| h.expires_at);
+        Some((lease, lease.expires_at.max(extended)))
     }
 
-    /// Make the task pending again at `at`, due at `now`. `redelivery`
-    /// bumps the generation (the task may have been delivered before).
-    pub(crate) fn requeue(&mut self, at: Place, now: u64, redelivery: bool) {
+    /// Make the task pending again at `at`, due at `now`.
+    pub(crate) fn requeue(&mut self, at: Place, now: u64) {
         self.state = State::Pending;
         self.at = at;
         self.not_before = now;
         self.updated_at = now;
-        if redelivery {
-            self.gen += 1;
-        }
     }
 }
 
-/// A result, at `r/{id}/{gen}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct ResultRecord {
-    pub output: Value,
-    /// Position in the completion log; the lowest wins.
-    pub seq: u64,
-    pub completed_at: u64,
+/// A lease extension, at `h/{id}`: written by heartbeats only, so that a
+/// heartbeat racing its own ack can never undo the completion.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Heartbeat {
     pub lease_id: String,
+    pub expires_at: u64,
 }
+
+/// A ring entry: the id of a due task, or padding (`null`) written over
+/// slots that dequeuers took before any enqueue reserved them.
+pub(crate) type RingEntry = Option<String>;
 
 /// An entry of the completion log (and of a pipeline's index).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -180,8 +207,8 @@ pub(crate) struct CompletionEntry {
     pub id: String,
     pub pipeline_id: String,
     pub node_name: String,
-    pub gen: u32,
     pub seq: u64,
+    pub completed_at: u64,
 }
 
 /// An entry of the dead-letter log.
@@ -189,12 +216,4 @@ pub(crate) struct CompletionEntry {
 pub(crate) struct DeadLetterRef {
     pub id: String,
     pub failed_at: u64,
-}
-
-/// An entry of the orphan log: ring slots `start..end` were taken by a
-/// dequeuer before they were written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct OrphanRange {
-    pub start: u64,
-    pub end: u64,
 }

@@ -1,47 +1,27 @@
-//! Status: a task's record and its winning result (reads only).
+//! Status: a task's record and the heartbeat of its running delivery
+//! (reads only).
 
-use super::record::{State, TaskRecord};
 use super::KvWorkQueue;
-use crate::error::{QueueError, Result};
+use crate::error::Result;
 use crate::kv::KeyValue;
 use crate::model::{Lease, TaskInfo};
-use crate::port::TaskStatus;
 
 pub(crate) fn info<K: KeyValue>(q: &KvWorkQueue<K>, task_id: &str) -> Result<Option<TaskInfo>> {
-    let Some(record) = q.get_json::<TaskRecord>(&q.keys.task(task_id))? else {
+    let Some((record, heartbeat)) = q.load_task(task_id)? else {
         return Ok(None);
     };
-    let results = q.load_results([&record])?;
-    let status = record.status(results.get(task_id));
-    let lease = match (&status, &record.state) {
-        (TaskStatus::InProgress { .. }, State::InProgress { lease }) => Some(Lease {
+    let lease = record
+        .lease(heartbeat.as_ref())
+        .map(|(lease, expires_at)| Lease {
             id: lease.id.clone(),
-            expires_at: lease.expires_at,
-        }),
-        _ => None,
-    };
+            expires_at,
+        });
     Ok(Some(TaskInfo {
-        task: record.task,
-        status,
+        status: record.status(),
         max_attempts: record.max_attempts,
         created_at: record.created_at,
         updated_at: record.updated_at,
+        task: record.task,
         lease,
     }))
-}
-
-/// The lease of the task's delivery in progress (for port-level finishes
-/// from a handle that did not take the task).
-pub(crate) fn current_lease<K: KeyValue>(q: &KvWorkQueue<K>, task_id: &str) -> Result<String> {
-    let record: TaskRecord =
-        q.get_json(&q.keys.task(task_id))?
-            .ok_or_else(|| QueueError::NotFound {
-                id: task_id.to_string(),
-            })?;
-    match record.state {
-        State::InProgress { lease } => Ok(lease.id),
-        _ => Err(QueueError::LeaseLost {
-            id: task_id.to_string(),
-        }),
-    }
 }

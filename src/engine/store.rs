@@ -1,29 +1,52 @@
-//! Typed access to the store: JSON values, counters, batched writes, and
-//! the slow-write guard every appending operation runs under.
+//! Typed access to the store: JSON values (undecodable ones reported, not
+//! fatal), counters, batched writes, and the fenced commit every
+//! time-bounded write goes through.
 
 use super::keys::{CounterKey, Log};
-use super::record::{ResultRecord, TaskRecord};
+use super::observe::Event;
+use super::record::{Heartbeat, TaskRecord};
 use super::KvWorkQueue;
 use crate::error::{QueueError, Result};
 use crate::kv::{decode_counter, KeyValue};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
-/// How many times an appending operation is redone when its writes landed
-/// too late to be trusted (see [`guarded`]).
-const SLOW_WRITE_RETRIES: usize = 3;
-
-fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T> {
+pub(crate) fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T> {
     serde_json::from_slice(bytes).map_err(|e| QueueError::Corrupt {
         key: key.to_string(),
         reason: e.to_string(),
     })
 }
 
-fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    // Serialising our own plain data types cannot fail.
+pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    // Our own plain data types, with inputs and outputs validated to a
+    // bounded depth: serialising them cannot fail.
     serde_json::to_vec(value).expect("engine records serialise")
+}
+
+/// Values read by key, plus the keys whose values could not be decoded.
+#[derive(Debug)]
+pub(crate) struct Decoded<T> {
+    pub values: BTreeMap<String, T>,
+    /// `(key, reason)` of every undecodable value.
+    pub poison: Vec<(String, String)>,
+}
+
+impl<T> Default for Decoded<T> {
+    fn default() -> Self {
+        Self {
+            values: BTreeMap::new(),
+            poison: Vec::new(),
+        }
+    }
+}
+
+/// A deadline: nothing that depends on what a request reserved or read may
+/// be written once `limit` has passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Deadline {
+    pub limit: u64,
 }
 
 impl<K: KeyValue> KvWorkQueue<K> {
@@ -32,7 +55,15 @@ impl<K: KeyValue> KvWorkQueue<K> {
         self.clock.now_ms()
     }
 
-    /// One JSON value, `None` when absent.
+    /// The request deadline counted from `start` (a clock reading taken
+    /// before the request's first reservation).
+    pub(crate) fn deadline_from(&self, start: u64) -> Deadline {
+        Deadline {
+            limit: start + self.timing.deadline_ms,
+        }
+    }
+
+    /// One JSON value, `None` when absent; undecodable is an error.
     pub(crate) fn get_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         match self.kv.get(key)? {
             None => Ok(None),
@@ -40,18 +71,21 @@ impl<K: KeyValue> KvWorkQueue<K> {
         }
     }
 
-    /// Many JSON values in one `get_many`, by key; absent keys are left out.
-    pub(crate) fn get_many_json<T: DeserializeOwned>(
-        &self,
-        keys: &[String],
-    ) -> Result<HashMap<String, T>> {
+    /// Many JSON values in one `get_many`, by key; absent keys are left
+    /// out, undecodable ones reported in [`Decoded::poison`].
+    pub(crate) fn read_many<T: DeserializeOwned>(&self, keys: &[String]) -> Result<Decoded<T>> {
+        let mut out = Decoded::default();
         if keys.is_empty() {
-            return Ok(HashMap::new());
+            return Ok(out);
         }
-        let mut out = HashMap::with_capacity(keys.len());
         for (k, v) in self.kv.get_many(keys)? {
-            let value = decode(&k, &v)?;
-            out.insert(k, value);
+            match decode(&k, &v) {
+                Ok(value) => {
+                    out.values.insert(k, value);
+                }
+                Err(QueueError::Corrupt { key, reason }) => out.poison.push((key, reason)),
+                Err(other) => return Err(other),
+            }
         }
         Ok(out)
     }
@@ -59,7 +93,7 @@ impl<K: KeyValue> KvWorkQueue<K> {
     /// Several counters in one `get_many` (absent = 0).
     pub(crate) fn read_counters(&self, keys: &[&CounterKey]) -> Result<Vec<u64>> {
         let names: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
-        let found: HashMap<String, Vec<u8>> = self.kv.get_many(&names)?.into_iter().collect();
+        let found: BTreeMap<String, Vec<u8>> = self.kv.get_many(&names)?.into_iter().collect();
         let mut out = Vec::with_capacity(keys.len());
         for name in &names {
             let n = match found.get(name) {
@@ -74,116 +108,132 @@ impl<K: KeyValue> KvWorkQueue<K> {
         Ok(out)
     }
 
+    /// One counter (absent = 0).
+    pub(crate) fn read_counter(&self, key: &CounterKey) -> Result<u64> {
+        Ok(crate::kv::read_counter(&self.kv, &key.0)?.max(0) as u64)
+    }
+
     /// Add `delta` to a counter; returns the new value.
     pub(crate) fn increment(&self, key: &CounterKey, delta: u64) -> Result<u64> {
         Ok(self.kv.increment(&key.0, delta as i64)?.max(0) as u64)
     }
 
-    /// Append `n` entries to the log whose tail counter is `tail`: returns
-    /// the first of the `n` slots now reserved.
-    pub(crate) fn reserve(&self, tail: &CounterKey, n: u64) -> Result<u64> {
-        Ok(self.increment(tail, n)? - n)
+    /// Reserve `n` entries of `log`: returns the first.
+    pub(crate) fn reserve(&self, log: Log, n: u64) -> Result<u64> {
+        Ok(self.increment(&self.keys.tail(log), n)? - n)
     }
 
-    /// Append `entries` to `log`: one reservation, the entries added to
-    /// `writes`. Returns the first slot (nothing is reserved for none).
-    pub(crate) fn append<T: Serialize>(
-        &self,
-        log: Log,
-        entries: &[T],
-        writes: &mut Writes,
-    ) -> Result<u64> {
-        if entries.is_empty() {
-            return Ok(0);
+    /// Task records and their heartbeats by id, in one `get_many`; ids
+    /// without a record are left out, undecodable records reported.
+    pub(crate) fn load_tasks<'a>(&self, ids: impl IntoIterator<Item = &'a str>) -> Result<Loaded> {
+        let ids: Vec<&str> = ids.into_iter().collect();
+        let mut keys = Vec::with_capacity(ids.len() * 2);
+        for id in &ids {
+            keys.push(self.keys.task(id));
+            keys.push(self.keys.heartbeat(id));
         }
-        let first = self.reserve(&self.keys.tail(log), entries.len() as u64)?;
-        for (i, e) in entries.iter().enumerate() {
-            writes.put(self.keys.entry(log, first + i as u64), e);
-        }
-        Ok(first)
-    }
-
-    /// Task records by id (absent ids are left out).
-    pub(crate) fn load_tasks<'a>(
-        &self,
-        ids: impl IntoIterator<Item = &'a str>,
-    ) -> Result<HashMap<String, TaskRecord>> {
-        let keys: Vec<String> = ids.into_iter().map(|id| self.keys.task(id)).collect();
-        let mut by_key: HashMap<String, TaskRecord> = self.get_many_json(&keys)?;
-        Ok(by_key
-            .drain()
-            .map(|(_, r)| (r.task.id.clone(), r))
-            .collect())
-    }
-
-    /// The winning result (lowest completion `seq`) of each task that has
-    /// one, looking at every generation up to the record's.
-    pub(crate) fn load_results<'a>(
-        &self,
-        records: impl IntoIterator<Item = &'a TaskRecord>,
-    ) -> Result<HashMap<String, ResultRecord>> {
-        let mut keys = Vec::new();
-        let mut owner = HashMap::new();
-        for r in records {
-            for gen in 0..=r.gen {
-                let key = self.keys.result(&r.task.id, gen);
-                owner.insert(key.clone(), r.task.id.clone());
-                keys.push(key);
+        let raw: BTreeMap<String, Vec<u8>> = if keys.is_empty() {
+            BTreeMap::new()
+        } else {
+            self.kv.get_many(&keys)?.into_iter().collect()
+        };
+        let mut out = Loaded::default();
+        for id in ids {
+            let key = self.keys.task(id);
+            let Some(bytes) = raw.get(&key) else { continue };
+            match decode::<TaskRecord>(&key, bytes) {
+                Ok(r) if r.task.id == id => {
+                    out.records.insert(id.to_string(), r);
+                }
+                Ok(_) => out.poison.push((key, "record of another task".into())),
+                Err(e) => out.poison.push((key, corrupt_reason(e))),
             }
-        }
-        let mut best: HashMap<String, ResultRecord> = HashMap::new();
-        for (key, result) in self.get_many_json::<ResultRecord>(&keys)? {
-            let id = owner[&key].clone();
-            match best.get(&id) {
-                Some(b) if b.seq <= result.seq => {}
-                _ => {
-                    best.insert(id, result);
+            if let Some(bytes) = raw.get(&self.keys.heartbeat(id)) {
+                // A heartbeat that cannot be read only costs its extension.
+                if let Ok(h) = decode::<Heartbeat>("", bytes) {
+                    out.heartbeats.insert(id.to_string(), h);
                 }
             }
         }
-        Ok(best)
+        Ok(out)
     }
 
-    /// Fail with [`QueueError::TooSlow`] when what was read at `read_at`
-    /// is too old to act on: maintenance may have rescued the task since
-    /// (there is no compare-and-swap to catch that at write time).
-    pub(crate) fn still_fresh(&self, read_at: u64) -> Result<()> {
-        if self.now().saturating_sub(read_at) >= self.config.grace_ms / 2 {
-            return Err(QueueError::TooSlow(
-                "the task was read too long ago to change it safely; retry".into(),
-            ));
+    /// One task's record and heartbeat; an undecodable record is an error.
+    pub(crate) fn load_task(&self, id: &str) -> Result<Option<(TaskRecord, Option<Heartbeat>)>> {
+        let mut loaded = self.load_tasks([id])?;
+        if let Some((key, reason)) = loaded.poison.pop() {
+            return Err(QueueError::Corrupt { key, reason });
+        }
+        Ok(loaded
+            .records
+            .remove(id)
+            .map(|r| (r, loaded.heartbeats.remove(id))))
+    }
+
+    /// Commit `writes` if `check` passes at the current time; the check
+    /// and the write are the last two things the request does, so the
+    /// write lands within the store-call bound of the check.
+    pub(crate) fn commit_checked(
+        &self,
+        op: &'static str,
+        writes: Writes,
+        check: impl FnOnce(u64) -> Result<()>,
+    ) -> Result<()> {
+        let checked_at = self.now();
+        check(checked_at)?;
+        if writes.is_empty() {
+            return Ok(());
+        }
+        self.kv.set_many(&writes.pairs)?;
+        let took = self.now().saturating_sub(checked_at);
+        if took > self.timing.store_call_ms {
+            self.observer.event(&Event::SlowWrite { op, ms: took });
         }
         Ok(())
     }
 
-    /// Run an appending operation (reservations plus one `set_many`) and
-    /// check it finished within half the grace period of its start.
-    ///
-    /// Maintenance treats a reserved entry that is still empty after the
-    /// grace period as abandoned by a crashed request and moves past it; an
-    /// operation whose writes landed later than that could be skipped, so it
-    /// is redone (fresh reservations, the same records) before reporting
-    /// success, and reported as [`QueueError::TooSlow`] if it stays slow.
-    pub(crate) fn guarded<T>(&self, mut op: impl FnMut() -> Result<T>) -> Result<T> {
-        for _ in 0..SLOW_WRITE_RETRIES {
-            let start = self.now();
-            let value = op()?;
-            if self.now().saturating_sub(start) < self.config.grace_ms / 2 {
-                return Ok(value);
-            }
+    /// Fail with `TooSlow` once `deadline` has passed at `now`.
+    pub(crate) fn within(&self, deadline: Deadline, now: u64, op: &str) -> Result<()> {
+        if now >= deadline.limit {
+            return Err(QueueError::TooSlow(format!(
+                "{op} took longer than {} ms; nothing was written, retry",
+                self.timing.deadline_ms
+            )));
         }
-        Err(QueueError::TooSlow(format!(
-            "writes took longer than {} ms, {SLOW_WRITE_RETRIES} times",
-            self.config.grace_ms / 2
-        )))
+        Ok(())
     }
+
+    /// Report values that could not be decoded.
+    pub(crate) fn report_poison(&self, poison: &[(String, String)]) {
+        for (key, reason) in poison {
+            self.observer.event(&Event::SetAside {
+                key: key.clone(),
+                reason: reason.clone(),
+            });
+        }
+    }
+}
+
+fn corrupt_reason(e: QueueError) -> String {
+    match e {
+        QueueError::Corrupt { reason, .. } => reason,
+        other => other.to_string(),
+    }
+}
+
+/// Task records (and heartbeats) read by [`KvWorkQueue::load_tasks`].
+#[derive(Debug, Default)]
+pub(crate) struct Loaded {
+    pub records: BTreeMap<String, TaskRecord>,
+    pub heartbeats: BTreeMap<String, Heartbeat>,
+    pub poison: Vec<(String, String)>,
 }
 
 /// Writes collected for one `set_many`.
 #[derive(Debug, Default)]
 pub(crate) struct Writes {
     pairs: Vec<(String, Vec<u8>)>,
-    index: HashMap<String, usize>,
+    index: BTreeMap<String, usize>,
 }
 
 impl Writes {
@@ -208,12 +258,8 @@ impl Writes {
         self.index.contains_key(key)
     }
 
-    /// One `set_many` of everything collected (nothing when empty).
-    pub(crate) fn commit<K: KeyValue>(self, kv: &K) -> Result<()> {
-        if self.pairs.is_empty() {
-            return Ok(());
-        }
-        kv.set_many(&self.pairs)?;
-        Ok(())
+    /// True when nothing is collected.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.pairs.is_empty()
     }
 }

@@ -1,7 +1,7 @@
 //! [`CountingKv`]: counts the reads and write commits a workload costs.
 
 use super::{KeyValue, KvError};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Mutex, MutexGuard};
 
 /// Operation counts observed by a [`CountingKv`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -12,6 +12,8 @@ pub struct KvCounts {
     pub get_manys: u64,
     /// Keys asked for by `get` and `get_many` together.
     pub keys_read: u64,
+    /// Bytes of the values returned by `get` and `get_many`.
+    pub bytes_read: u64,
     /// `set` calls.
     pub sets: u64,
     /// `set_many` calls.
@@ -20,14 +22,17 @@ pub struct KvCounts {
     pub pairs_written: u64,
     /// `delete` calls.
     pub deletes: u64,
+    /// `delete_many` calls.
+    pub delete_manys: u64,
     /// `increment` calls.
     pub increments: u64,
 }
 
 impl KvCounts {
-    /// Write commits: `set`, `set_many`, `delete` and `increment` calls.
+    /// Write commits: `set`, `set_many`, `delete`, `delete_many` and
+    /// `increment` calls.
     pub fn commits(&self) -> u64 {
-        self.sets + self.set_manys + self.deletes + self.increments
+        self.sets + self.set_manys + self.deletes + self.delete_manys + self.increments
     }
 
     /// Read calls: `get` and `get_many`.
@@ -46,10 +51,12 @@ impl KvCounts {
             gets: self.gets - earlier.gets,
             get_manys: self.get_manys - earlier.get_manys,
             keys_read: self.keys_read - earlier.keys_read,
+            bytes_read: self.bytes_read - earlier.bytes_read,
             sets: self.sets - earlier.sets,
             set_manys: self.set_manys - earlier.set_manys,
             pairs_written: self.pairs_written - earlier.pairs_written,
             deletes: self.deletes - earlier.deletes,
+            delete_manys: self.delete_manys - earlier.delete_manys,
             increments: self.increments - earlier.increments,
         }
     }
@@ -59,14 +66,7 @@ impl KvCounts {
 #[derive(Debug, Default)]
 pub struct CountingKv<K> {
     inner: K,
-    gets: AtomicU64,
-    get_manys: AtomicU64,
-    keys_read: AtomicU64,
-    sets: AtomicU64,
-    set_manys: AtomicU64,
-    pairs_written: AtomicU64,
-    deletes: AtomicU64,
-    increments: AtomicU64,
+    counts: Mutex<KvCounts>,
 }
 
 impl<K> CountingKv<K> {
@@ -74,69 +74,86 @@ impl<K> CountingKv<K> {
     pub fn new(inner: K) -> Self {
         Self {
             inner,
-            gets: AtomicU64::new(0),
-            get_manys: AtomicU64::new(0),
-            keys_read: AtomicU64::new(0),
-            sets: AtomicU64::new(0),
-            set_manys: AtomicU64::new(0),
-            pairs_written: AtomicU64::new(0),
-            deletes: AtomicU64::new(0),
-            increments: AtomicU64::new(0),
+            counts: Mutex::default(),
         }
     }
 
     /// The counts so far.
     pub fn counts(&self) -> KvCounts {
-        KvCounts {
-            gets: self.gets.load(Relaxed),
-            get_manys: self.get_manys.load(Relaxed),
-            keys_read: self.keys_read.load(Relaxed),
-            sets: self.sets.load(Relaxed),
-            set_manys: self.set_manys.load(Relaxed),
-            pairs_written: self.pairs_written.load(Relaxed),
-            deletes: self.deletes.load(Relaxed),
-            increments: self.increments.load(Relaxed),
-        }
+        *self.lock()
     }
 
     /// The wrapped store.
     pub fn inner(&self) -> &K {
         &self.inner
     }
+
+    fn lock(&self) -> MutexGuard<'_, KvCounts> {
+        self.counts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn count(&self, f: impl FnOnce(&mut KvCounts)) {
+        f(&mut self.lock());
+    }
 }
 
 impl<K: KeyValue> KeyValue for CountingKv<K> {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
-        self.gets.fetch_add(1, Relaxed);
-        self.keys_read.fetch_add(1, Relaxed);
-        self.inner.get(key)
+        let got = self.inner.get(key);
+        let bytes = got
+            .as_ref()
+            .ok()
+            .and_then(|v| v.as_ref())
+            .map_or(0, Vec::len);
+        self.count(|c| {
+            c.gets += 1;
+            c.keys_read += 1;
+            c.bytes_read += bytes as u64;
+        });
+        got
     }
 
     fn set(&self, key: &str, value: &[u8]) -> Result<(), KvError> {
-        self.sets.fetch_add(1, Relaxed);
-        self.pairs_written.fetch_add(1, Relaxed);
+        self.count(|c| {
+            c.sets += 1;
+            c.pairs_written += 1;
+        });
         self.inner.set(key, value)
     }
 
     fn delete(&self, key: &str) -> Result<(), KvError> {
-        self.deletes.fetch_add(1, Relaxed);
+        self.count(|c| c.deletes += 1);
         self.inner.delete(key)
     }
 
     fn get_many(&self, keys: &[String]) -> Result<Vec<(String, Vec<u8>)>, KvError> {
-        self.get_manys.fetch_add(1, Relaxed);
-        self.keys_read.fetch_add(keys.len() as u64, Relaxed);
-        self.inner.get_many(keys)
+        let got = self.inner.get_many(keys);
+        let bytes: usize = got
+            .as_ref()
+            .map_or(0, |pairs| pairs.iter().map(|(_, v)| v.len()).sum());
+        self.count(|c| {
+            c.get_manys += 1;
+            c.keys_read += keys.len() as u64;
+            c.bytes_read += bytes as u64;
+        });
+        got
     }
 
     fn set_many(&self, pairs: &[(String, Vec<u8>)]) -> Result<(), KvError> {
-        self.set_manys.fetch_add(1, Relaxed);
-        self.pairs_written.fetch_add(pairs.len() as u64, Relaxed);
+        self.count(|c| {
+            c.set_manys += 1;
+            c.pairs_written += pairs.len() as u64;
+        });
         self.inner.set_many(pairs)
     }
 
+    fn delete_many(&self, keys: &[String]) -> Result<(), KvError> {
+        self.count(|c| c.delete_manys += 1);
+        self.inner.delete_many(keys)
+    }
+
     fn increment(&self, key: &str, delta: i64) -> Result<i64, KvError> {
-        self.increments.fetch_add(1, Relaxed);
+        self.count(|c| c.increments += 1);
         self.inner.increment(key, delta)
     }
 }

@@ -98,6 +98,9 @@ impl<K: KeyValue> KeyValue for FaultyKv<K> {
     fn set_many(&self, pairs: &[(String, Vec<u8>)]) -> Result<(), KvError> {
         self.call(|| self.inner.set_many(pairs))
     }
+    fn delete_many(&self, keys: &[String]) -> Result<(), KvError> {
+        self.call(|| self.inner.delete_many(keys))
+    }
     fn increment(&self, key: &str, delta: i64) -> Result<i64, KvError> {
         self.call(|| self.inner.increment(key, delta))
     }

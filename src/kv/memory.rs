@@ -88,6 +88,13 @@ impl KeyValue for MemoryKv {
         Ok(())
     }
 
+    fn delete_many(&self, keys: &[String]) -> Result<(), KvError> {
+        let mut map = self.lock();
+        for k in keys {
+            map.remove(k);
+        }
+        Ok(())
+    }
     fn increment(&self, key: &str, delta: i64) -> Result<i64, KvError> {
         let mut map = self.lock();
         let current = match map.get(key) {

@@ -1,4 +1,4 @@
-//! The storage seam: a tiny [`KeyValue`] trait with the six operations of
+//! The storage seam: a tiny [`KeyValue`] trait with the seven operations of
 //! `wasi:keyvalue` the engine uses, and its implementations.
 //!
 //! | implementation | what it is for |
@@ -57,6 +57,8 @@ pub enum KvError {
 /// - Nothing else orders concurrent callers: two `set`s of one key race and
 ///   the last one wins. There is no compare-and-swap.
 /// - `get_many` returns only the keys that exist, in any order.
+/// - `delete_many` removes every listed key in one commit (absent keys are
+///   fine), like `set_many`.
 ///
 /// Implementations are synchronous: every backend the queue targets
 /// (Spin's host calls, SQLite, an in-memory map) answers without awaiting.
@@ -72,6 +74,8 @@ pub trait KeyValue {
     fn get_many(&self, keys: &[String]) -> Result<Vec<(String, Vec<u8>)>, KvError>;
     /// Write every pair in one commit.
     fn set_many(&self, pairs: &[(String, Vec<u8>)]) -> Result<(), KvError>;
+    /// Remove every key in one commit; absent keys are skipped.
+    fn delete_many(&self, keys: &[String]) -> Result<(), KvError>;
     /// Atomically add `delta` to the counter at `key` and return the new
     /// value (one commit).
     fn increment(&self, key: &str, delta: i64) -> Result<i64, KvError>;
@@ -92,6 +96,9 @@ impl<K: KeyValue + ?Sized> KeyValue for std::sync::Arc<K> {
     }
     fn set_many(&self, pairs: &[(String, Vec<u8>)]) -> Result<(), KvError> {
         (**self).set_many(pairs)
+    }
+    fn delete_many(&self, keys: &[String]) -> Result<(), KvError> {
+        (**self).delete_many(keys)
     }
     fn increment(&self, key: &str, delta: i64) -> Result<i64, KvError> {
         (**self).increment(key, delta)

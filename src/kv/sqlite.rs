@@ -124,6 +124,19 @@ impl KeyValue for SqliteKv {
         tx.commit().map_err(unavailable)
     }
 
+    fn delete_many(&self, keys: &[String]) -> Result<(), KvError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(unavailable)?;
+        {
+            let mut stmt = tx
+                .prepare_cached("DELETE FROM spin_key_value WHERE store = ?1 AND key = ?2")
+                .map_err(unavailable)?;
+            for k in keys {
+                stmt.execute(params![self.store, k]).map_err(unavailable)?;
+            }
+        }
+        tx.commit().map_err(unavailable)
+    }
     fn increment(&self, key: &str, delta: i64) -> Result<i64, KvError> {
         let mut conn = self.lock();
         let tx = conn.transaction().map_err(unavailable)?;

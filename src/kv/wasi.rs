@@ -135,6 +135,13 @@ impl KeyValue for WasiKv {
         batch::set_many(&self.bucket, pairs).map_err(convert)
     }
 
+    fn delete_many(&self, keys: &[String]) -> Result<(), KvError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        batch::delete_many(&self.bucket, keys).map_err(convert)
+    }
+
     fn increment(&self, key: &str, delta: i64) -> Result<i64, KvError> {
         atomics::increment(&self.bucket, key, delta).map_err(convert)
     }

@@ -13,22 +13,31 @@
 mod state;
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::QueueConfig;
+use crate::config::{QueueConfig, Timing};
 use crate::error::Result;
+use crate::ids::{IdSource, UlidIds};
 use crate::model::{
-    Ack, DeadLetterEntry, DequeueRequest, Enqueued, LeasedTask, NewTask, QueueStats, RescueReport,
-    TaskInfo,
+    Ack, DeadLetterEntry, DequeueRequest, Enqueued, FailOutcome, LeasedTask, NewTask, QueueStats,
+    RescueReport, SetAside, TaskInfo,
 };
-use crate::port::{TaskStatus, WorkQueuePort, WorkTask};
-use crate::queue::LeasedQueue;
+use crate::port::TaskStatus;
+use crate::queue::{LeasedQueue, PortLeases};
 use async_trait::async_trait;
 use serde_json::Value;
-use state::State;
+use state::{Env, State};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-/// An in-process work queue: the [`WorkQueuePort`] and [`LeasedQueue`]
-/// contract on plain memory, for tests, single-process DAG executors and as
-/// the reference the other implementations are compared with.
+/// An in-process work queue: the [`WorkQueuePort`](crate::WorkQueuePort)
+/// and [`LeasedQueue`] contract on plain memory, for tests, single-process
+/// DAG executors and as the reference the other implementations are
+/// compared with.
+///
+/// It keeps the store engine's time rules too, so that the two answer
+/// alike: a lease may be finished until its expiry plus
+/// [`late_finish_ms`](crate::config::Timing::late_finish_ms), it is rescued
+/// once its expiry plus [`rescue_after_ms`](crate::config::Timing::rescue_after_ms)
+/// has passed, and finished tasks are forgotten after
+/// [`retention_ms`](QueueConfig::retention_ms).
 ///
 /// `Send + Sync`: share it between tasks and threads behind an [`Arc`].
 ///
@@ -52,19 +61,19 @@ use std::sync::{Arc, Mutex, MutexGuard};
 /// ```
 pub struct LocalWorkQueue {
     config: QueueConfig,
+    timing: Timing,
     clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdSource>,
     state: Mutex<State>,
+    port_leases: PortLeases,
 }
 
 impl LocalWorkQueue {
     /// An empty queue with the default [`QueueConfig`] and the
     /// [`SystemClock`].
     pub fn new() -> Self {
-        Self {
-            config: QueueConfig::default(),
-            clock: Arc::new(SystemClock),
-            state: Mutex::default(),
-        }
+        Self::with_config(QueueConfig::default(), Arc::new(SystemClock))
+            .expect("the default configuration is valid")
     }
 
     /// An empty queue with `config` (validated: an invalid config is
@@ -83,11 +92,21 @@ impl LocalWorkQueue {
     /// assert!(LocalWorkQueue::with_config(bad, Arc::new(clock)).is_err());
     /// ```
     pub fn with_config(config: QueueConfig, clock: Arc<dyn Clock>) -> Result<Self> {
+        let config = config.validated()?;
         Ok(Self {
-            config: config.validated()?,
+            timing: config.timing(),
+            port_leases: PortLeases::new(config.port_worker_id.clone()),
+            config,
             clock,
+            ids: Arc::new(UlidIds),
             state: Mutex::default(),
         })
+    }
+
+    /// The same queue drawing lease ids and generated task ids from `ids`.
+    pub fn with_ids(mut self, ids: Arc<dyn IdSource>) -> Self {
+        self.ids = ids;
+        self
     }
 
     /// The configuration.
@@ -101,8 +120,13 @@ impl LocalWorkQueue {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn now(&self) -> u64 {
-        self.clock.now_ms()
+    fn env(&self) -> Env<'_> {
+        Env {
+            config: &self.config,
+            timing: self.timing,
+            ids: self.ids.as_ref(),
+            now: self.clock.now_ms(),
+        }
     }
 }
 
@@ -123,80 +147,29 @@ impl std::fmt::Debug for LocalWorkQueue {
 
 #[cfg_attr(not(target_arch = "wasm32"), async_trait)]
 #[cfg_attr(target_arch = "wasm32", async_trait(?Send))]
-impl WorkQueuePort for LocalWorkQueue {
-    async fn enqueue(&self, task: WorkTask) -> Result<()> {
-        let now = self.now();
-        self.lock()
-            .enqueue(vec![NewTask::from_work_task(task)], &self.config, now)
-            .map(drop)
-    }
-
-    async fn try_dequeue(&self) -> Result<Option<WorkTask>> {
-        let req = DequeueRequest::new(self.config.port_worker_id.clone(), 1);
-        let now = self.now();
-        let mut state = self.lock();
-        let leased = state.dequeue(&req, &self.config, now)?.into_iter().next();
-        Ok(leased.map(|l| {
-            state.remember_port_lease(&l.task.id, &l.lease.id);
-            l.task
-        }))
-    }
-
-    async fn acknowledge(&self, task_id: &str, output: Value) -> Result<()> {
-        let now = self.now();
-        let mut state = self.lock();
-        let lease = state.port_lease(task_id)?;
-        state.ack(task_id, &lease, output, now)?;
-        state.forget_port_lease(task_id);
-        Ok(())
-    }
-
-    async fn fail(&self, task_id: &str, error: &str) -> Result<()> {
-        let now = self.now();
-        let mut state = self.lock();
-        let lease = state.port_lease(task_id)?;
-        state.fail(task_id, &lease, error, true, &self.config, now)?;
-        state.forget_port_lease(task_id);
-        Ok(())
-    }
-
-    async fn status(&self, task_id: &str) -> Result<Option<TaskStatus>> {
-        Ok(self.lock().info(task_id).map(|i| i.status))
-    }
-
-    async fn collect_results(&self, pipeline_id: &str) -> Result<Vec<(String, Value)>> {
-        Ok(self.lock().results(pipeline_id))
-    }
-
-    async fn pending_count(&self) -> Result<usize> {
-        Ok(self.lock().stats().pending as usize)
-    }
-}
-
-#[cfg_attr(not(target_arch = "wasm32"), async_trait)]
-#[cfg_attr(target_arch = "wasm32", async_trait(?Send))]
 impl LeasedQueue for LocalWorkQueue {
     async fn enqueue_batch(&self, tasks: Vec<NewTask>) -> Result<Vec<Enqueued>> {
-        let now = self.now();
-        self.lock().enqueue(tasks, &self.config, now)
+        let env = self.env();
+        self.lock().enqueue(tasks, &env)
     }
 
     async fn dequeue(&self, req: &DequeueRequest) -> Result<Vec<LeasedTask>> {
-        let now = self.now();
-        self.lock().dequeue(req, &self.config, now)
+        let env = self.env();
+        self.lock().dequeue(req, &env)
     }
 
     async fn ack(&self, task_id: &str, lease_id: &str, output: Value) -> Result<TaskStatus> {
-        let now = self.now();
-        self.lock().ack(task_id, lease_id, output, now)
+        let env = self.env();
+        self.lock().ack(task_id, lease_id, output, &env)
     }
 
     async fn ack_batch(&self, acks: Vec<Ack>) -> Result<Vec<Result<TaskStatus>>> {
-        let now = self.now();
+        crate::model::validate_ack_batch(&acks)?;
+        let env = self.env();
         let mut state = self.lock();
         Ok(acks
             .into_iter()
-            .map(|a| state.ack(&a.id, &a.lease_id, a.output, now))
+            .map(|a| state.ack(&a.id, &a.lease_id, a.output, &env))
             .collect())
     }
 
@@ -206,20 +179,22 @@ impl LeasedQueue for LocalWorkQueue {
         lease_id: &str,
         error: &str,
         retryable: bool,
-    ) -> Result<TaskStatus> {
-        let now = self.now();
-        self.lock()
-            .fail(task_id, lease_id, error, retryable, &self.config, now)
+    ) -> Result<FailOutcome> {
+        let env = self.env();
+        self.lock().fail(task_id, lease_id, error, retryable, &env)
     }
 
     async fn heartbeat(&self, task_id: &str, lease_id: &str, lease_ms: Option<u64>) -> Result<u64> {
-        let now = self.now();
-        self.lock()
-            .heartbeat(task_id, lease_id, lease_ms, &self.config, now)
+        let env = self.env();
+        self.lock().heartbeat(task_id, lease_id, lease_ms, &env)
     }
 
     async fn task(&self, task_id: &str) -> Result<Option<TaskInfo>> {
         Ok(self.lock().info(task_id))
+    }
+
+    async fn results(&self, pipeline_id: &str) -> Result<Vec<(String, Value)>> {
+        Ok(self.lock().results(pipeline_id))
     }
 
     async fn stats(&self) -> Result<QueueStats> {
@@ -227,17 +202,28 @@ impl LeasedQueue for LocalWorkQueue {
     }
 
     async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetterEntry>> {
+        crate::model::validate_limit(limit)?;
         Ok(self.lock().dead_letters(limit))
     }
 
     async fn redrive(&self, task_id: &str) -> Result<TaskStatus> {
-        let now = self.now();
-        self.lock().redrive(task_id, now)
+        let env = self.env();
+        self.lock().redrive(task_id, &env)
     }
 
     async fn rescue(&self) -> Result<RescueReport> {
-        let now = self.now();
-        Ok(self.lock().maintain(now))
+        let env = self.env();
+        Ok(self.lock().maintain(&env))
+    }
+
+    async fn set_aside(&self, limit: usize) -> Result<Vec<SetAside>> {
+        crate::model::validate_limit(limit)?;
+        // Nothing is ever stored in a form that cannot be read back.
+        Ok(Vec::new())
+    }
+
+    fn port_leases(&self) -> &PortLeases {
+        &self.port_leases
     }
 }
 
@@ -251,6 +237,8 @@ mod tests {
     fn local_work_queue_is_send_and_sync() {
         assert_send_sync::<LocalWorkQueue>();
     }
+
+    use crate::WorkQueuePort;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_workers_complete_every_task_once() {

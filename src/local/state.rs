@@ -7,18 +7,20 @@
 //! | structure | holds |
 //! | --- | --- |
 //! | `tasks` | every task record, by id |
-//! | `keys` | idempotency key → task id (kept forever) |
+//! | `keys` | idempotency key → task id (until the task expires) |
 //! | `ready` | due `Pending` task ids, in the order they became due |
 //! | `scheduled` | delayed `Pending` and `Failed` tasks by (due time, sequence) |
-//! | `leases` | `InProgress` tasks by (lease expiry, id) |
+//! | `leases` | `InProgress` tasks by (rescue time, id) |
 //! | `dead` | `DeadLetter` tasks by the order they were dead-lettered |
 //! | `results` | per pipeline, completed task ids in completion order |
+//! | `finished` | completed and dead-lettered tasks by (finish time, sequence), for retention |
 
-use crate::config::QueueConfig;
+use crate::config::{QueueConfig, Timing};
 use crate::error::{QueueError, Result};
+use crate::ids::IdSource;
 use crate::model::{
-    generate_id, validate_lease_ms, DeadLetterEntry, DequeueRequest, Enqueued, Lease, LeasedTask,
-    NewTask, QueueStats, RescueReport, TaskInfo,
+    validate_batch, validate_lease_ms, validate_output, DeadLetterEntry, DequeueRequest, Enqueued,
+    FailOutcome, Lease, LeasedTask, NewTask, QueueStats, RescueReport, TaskInfo,
 };
 use crate::port::{TaskStatus, WorkTask};
 use serde_json::Value;
@@ -42,6 +44,8 @@ struct Record {
     lease: Option<Lease>,
     /// Position in `dead` while dead-lettered, and when it got there.
     dead: Option<(u64, u64)>,
+    /// Key in `finished` once completed or dead-lettered.
+    finished: Option<(u64, u64)>,
 }
 
 impl Record {
@@ -59,10 +63,12 @@ impl Record {
         }
     }
 
-    /// Whether `lease_id` is the lease of the task's running delivery.
-    fn holds(&self, lease_id: &str) -> bool {
-        matches!(self.status, TaskStatus::InProgress { .. })
-            && self.lease.as_ref().is_some_and(|l| l.id == lease_id)
+    /// The expiry of `lease_id` if it is the lease of the running delivery.
+    fn holds(&self, lease_id: &str) -> Option<u64> {
+        match (&self.status, &self.lease) {
+            (TaskStatus::InProgress { .. }, Some(l)) if l.id == lease_id => Some(l.expires_at),
+            _ => None,
+        }
     }
 }
 
@@ -81,11 +87,6 @@ impl Counts {
         }
     }
 
-    fn moved(&mut self, from: &TaskStatus, to: &TaskStatus) {
-        self.0[Self::slot(from)] -= 1;
-        self.0[Self::slot(to)] += 1;
-    }
-
     fn stats(&self) -> QueueStats {
         let [pending, in_progress, completed, failed, dead_letter] = self.0;
         QueueStats {
@@ -94,6 +95,7 @@ impl Counts {
             completed,
             failed,
             dead_letter,
+            set_aside: 0,
         }
     }
 }
@@ -107,11 +109,11 @@ pub(crate) struct State {
     scheduled: BTreeMap<(u64, u64), String>,
     leases: BTreeSet<(u64, String)>,
     dead: BTreeMap<u64, String>,
-    results: HashMap<String, Vec<String>>,
-    /// Leases taken through the port's `try_dequeue`, by task id.
-    port_leases: HashMap<String, String>,
+    results: HashMap<String, VecDeque<String>>,
+    finished: BTreeMap<(u64, u64), String>,
     counts: Counts,
-    /// Source of the sequence numbers that order `scheduled` and `dead`.
+    /// Source of the sequence numbers that order `scheduled`, `dead` and
+    /// `finished`.
     seq: u64,
 }
 
@@ -123,36 +125,45 @@ fn lease_lost(id: &str) -> QueueError {
     QueueError::LeaseLost { id: id.to_string() }
 }
 
+/// What an operation needs besides the state.
+pub(crate) struct Env<'a> {
+    pub config: &'a QueueConfig,
+    pub timing: Timing,
+    pub ids: &'a dyn IdSource,
+    pub now: u64,
+}
+
 impl State {
     fn next_seq(&mut self) -> u64 {
         self.seq += 1;
         self.seq
     }
 
-    /// Move `id` to `status` (counts and `updated_at` follow).
+    /// Move `id` to `status` (counts, `updated_at` and the retention index
+    /// follow).
     fn transition(&mut self, id: &str, status: TaskStatus, now: u64) {
-        if let Some(rec) = self.tasks.get_mut(id) {
-            self.counts.moved(&rec.status, &status);
-            rec.status = status;
-            rec.updated_at = now;
+        let seq = self.next_seq();
+        let Some(rec) = self.tasks.get_mut(id) else {
+            return;
+        };
+        self.counts.0[Counts::slot(&rec.status)] -= 1;
+        self.counts.0[Counts::slot(&status)] += 1;
+        if let Some(key) = rec.finished.take() {
+            self.finished.remove(&key);
         }
-    }
-
-    /// Queue `id` for delivery at `due_at`: at the back of `ready` when it
-    /// is due already, else in `scheduled`.
-    fn schedule(&mut self, id: String, due_at: u64, now: u64) {
-        if due_at <= now {
-            self.ready.push_back(id);
-        } else {
-            let seq = self.next_seq();
-            self.scheduled.insert((due_at, seq), id);
+        if status.is_terminal() {
+            rec.finished = Some((now, seq));
+            self.finished.insert((now, seq), id.to_string());
         }
+        rec.status = status;
+        rec.updated_at = now;
     }
 
     /// End the running delivery of `id`: drop its lease from the index.
-    fn release(&mut self, id: &str) -> Option<Lease> {
+    fn release(&mut self, id: &str, timing: Timing) -> Option<Lease> {
         let lease = self.tasks.get_mut(id)?.lease.take()?;
-        self.leases.remove(&(lease.expires_at, id.to_string()));
+        self.leases
+            .remove(&(lease.expires_at + timing.rescue_after_ms, id.to_string()));
         Some(lease)
     }
 
@@ -170,41 +181,23 @@ impl State {
         status
     }
 
-    /// Enqueue a validated-as-a-whole batch.
-    pub(crate) fn enqueue(
-        &mut self,
-        tasks: Vec<NewTask>,
-        config: &QueueConfig,
-        now: u64,
-    ) -> Result<Vec<Enqueued>> {
-        if tasks.is_empty() || tasks.len() > crate::config::MAX_ENQUEUE_BATCH {
-            return Err(QueueError::Invalid(format!(
-                "a batch holds 1..={} tasks, got {}",
-                crate::config::MAX_ENQUEUE_BATCH,
-                tasks.len()
-            )));
-        }
-        for (i, t) in tasks.iter().enumerate() {
-            t.validate().map_err(|e| match e {
-                QueueError::Invalid(m) => QueueError::Invalid(format!("task #{i}: {m}")),
-                other => other,
-            })?;
-        }
-        let mut out = Vec::with_capacity(tasks.len());
-        for t in tasks {
-            out.push(self.enqueue_one(t, config, now));
-        }
-        Ok(out)
+    /// Enqueue a batch, validated as a whole first.
+    pub(crate) fn enqueue(&mut self, tasks: Vec<NewTask>, env: &Env) -> Result<Vec<Enqueued>> {
+        validate_batch(&tasks)?;
+        Ok(tasks
+            .into_iter()
+            .map(|t| self.enqueue_one(t, env))
+            .collect())
     }
 
-    fn enqueue_one(&mut self, t: NewTask, config: &QueueConfig, now: u64) -> Enqueued {
+    fn enqueue_one(&mut self, t: NewTask, env: &Env) -> Enqueued {
         if let Some(id) = t.id.as_ref().filter(|id| self.tasks.contains_key(*id)) {
             return Enqueued {
                 id: id.clone(),
                 duplicate: true,
             };
         }
-        let id = t.id.unwrap_or_else(generate_id);
+        let id = t.id.unwrap_or_else(|| env.ids.next_id());
         let key = t.idempotency_key.unwrap_or_else(|| id.clone());
         if let Some(existing) = self.keys.get(&key) {
             return Enqueued {
@@ -224,26 +217,35 @@ impl State {
                 idempotency_key: key,
             },
             status: TaskStatus::Pending,
-            max_attempts: t.max_attempts.unwrap_or(config.default_max_attempts),
-            created_at: now,
-            updated_at: now,
+            max_attempts: t.max_attempts.unwrap_or(env.config.default_max_attempts),
+            created_at: env.now,
+            updated_at: env.now,
             lease: None,
             dead: None,
+            finished: None,
         };
         self.tasks.insert(id.clone(), record);
         self.counts.0[Counts::slot(&TaskStatus::Pending)] += 1;
-        self.schedule(id.clone(), now.saturating_add(t.delay_ms), now);
+        if t.delay_ms == 0 {
+            self.ready.push_back(id.clone());
+        } else {
+            let seq = self.next_seq();
+            self.scheduled
+                .insert((env.now.saturating_add(t.delay_ms), seq), id.clone());
+        }
         Enqueued {
             id,
             duplicate: false,
         }
     }
 
-    /// Rescue expired leases, then promote what became due.
-    pub(crate) fn maintain(&mut self, now: u64) -> RescueReport {
+    /// Rescue leases past their rescue time, promote what became due, and
+    /// forget finished tasks past their retention.
+    pub(crate) fn maintain(&mut self, env: &Env) -> RescueReport {
+        let now = env.now;
         let mut report = RescueReport::default();
-        while let Some((expires_at, id)) = self.leases.first().cloned() {
-            if expires_at > now {
+        while let Some((rescue_at, id)) = self.leases.first().cloned() {
+            if rescue_at > now {
                 break;
             }
             self.leases.pop_first();
@@ -254,7 +256,7 @@ impl State {
                 && rec
                     .lease
                     .as_ref()
-                    .is_some_and(|l| l.expires_at == expires_at);
+                    .is_some_and(|l| l.expires_at + env.timing.rescue_after_ms == rescue_at);
             if !running {
                 continue; // a stale index entry
             }
@@ -288,19 +290,47 @@ impl State {
             self.ready.push_back(id);
             report.promoted += 1;
         }
+        self.expire(env);
         report
     }
 
+    /// Forget every finished task whose retention has passed.
+    fn expire(&mut self, env: &Env) {
+        let retention = env.config.retention_ms;
+        if retention == 0 {
+            return;
+        }
+        while let Some(entry) = self.finished.first_entry() {
+            if entry.key().0 + retention > env.now {
+                break;
+            }
+            let id = entry.remove();
+            let Some(rec) = self.tasks.remove(&id) else {
+                continue;
+            };
+            self.counts.0[Counts::slot(&rec.status)] -= 1;
+            self.keys.remove(&rec.task.idempotency_key);
+            if let Some((seq, _)) = rec.dead {
+                self.dead.remove(&seq);
+            }
+            if let Some(ids) = self.results.get_mut(&rec.task.pipeline_id) {
+                if ids.front() == Some(&id) {
+                    ids.pop_front();
+                } else {
+                    ids.retain(|i| *i != id);
+                }
+                if ids.is_empty() {
+                    self.results.remove(&rec.task.pipeline_id);
+                }
+            }
+        }
+    }
+
     /// Lease up to `req.max` due tasks (after maintenance).
-    pub(crate) fn dequeue(
-        &mut self,
-        req: &DequeueRequest,
-        config: &QueueConfig,
-        now: u64,
-    ) -> Result<Vec<LeasedTask>> {
+    pub(crate) fn dequeue(&mut self, req: &DequeueRequest, env: &Env) -> Result<Vec<LeasedTask>> {
         req.validate()?;
-        self.maintain(now);
-        let lease_ms = req.lease_ms.unwrap_or(config.default_lease_ms);
+        self.maintain(env);
+        let lease_ms = req.lease_ms.unwrap_or(env.config.default_lease_ms);
         let mut out = Vec::new();
         while out.len() < req.max as usize {
             let Some(id) = self.ready.pop_front() else {
@@ -313,17 +343,28 @@ impl State {
                 continue;
             }
             let lease = Lease {
-                id: generate_id(),
-                expires_at: now.saturating_add(lease_ms),
+                id: env.ids.next_id(),
+                expires_at: env.now.saturating_add(lease_ms),
             };
             rec.lease = Some(lease.clone());
             let task = rec.task.clone();
-            self.leases.insert((lease.expires_at, id.clone()));
+            self.leases
+                .insert((lease.expires_at + env.timing.rescue_after_ms, id.clone()));
             let worker_id = req.worker_id.clone();
-            self.transition(&id, TaskStatus::InProgress { worker_id }, now);
+            self.transition(&id, TaskStatus::InProgress { worker_id }, env.now);
             out.push(LeasedTask { task, lease });
         }
         Ok(out)
+    }
+
+    /// The running lease's expiry, if `lease_id` may still finish `id`:
+    /// until the expiry plus `late_finish_ms`.
+    fn finishing(&self, id: &str, lease_id: &str, env: &Env) -> Result<()> {
+        let rec = self.tasks.get(id).ok_or_else(|| not_found(id))?;
+        match rec.holds(lease_id) {
+            Some(expiry) if env.now < expiry + env.timing.late_finish_ms => Ok(()),
+            _ => Err(lease_lost(id)),
+        }
     }
 
     /// Complete `id` if `lease_id` is its running lease.
@@ -332,8 +373,9 @@ impl State {
         id: &str,
         lease_id: &str,
         output: Value,
-        now: u64,
+        env: &Env,
     ) -> Result<TaskStatus> {
+        validate_output(&output)?;
         let rec = self.tasks.get(id).ok_or_else(|| not_found(id))?;
         if let TaskStatus::Completed { .. } = rec.status {
             return match &rec.lease {
@@ -341,23 +383,21 @@ impl State {
                 _ => Err(lease_lost(id)),
             };
         }
-        if !rec.holds(lease_id) {
-            return Err(lease_lost(id));
-        }
+        self.finishing(id, lease_id, env)?;
         let pipeline = rec.task.pipeline_id.clone();
-        // Keep the lease on the record (out of the expiry index) so that a
+        // Keep the lease on the record (out of the rescue index) so that a
         // repeated ack with it is recognised.
-        if let Some(lease) = self.release(id) {
+        if let Some(lease) = self.release(id, env.timing) {
             if let Some(rec) = self.tasks.get_mut(id) {
                 rec.lease = Some(lease);
             }
         }
         let status = TaskStatus::Completed { output };
-        self.transition(id, status.clone(), now);
+        self.transition(id, status.clone(), env.now);
         self.results
             .entry(pipeline)
             .or_default()
-            .push(id.to_string());
+            .push_back(id.to_string());
         Ok(status)
     }
 
@@ -368,82 +408,58 @@ impl State {
         lease_id: &str,
         error: &str,
         retryable: bool,
-        config: &QueueConfig,
-        now: u64,
-    ) -> Result<TaskStatus> {
-        let rec = self.tasks.get(id).ok_or_else(|| not_found(id))?;
-        if !rec.holds(lease_id) {
-            return Err(lease_lost(id));
-        }
+        env: &Env,
+    ) -> Result<FailOutcome> {
+        self.finishing(id, lease_id, env)?;
+        let rec = &self.tasks[id];
         let (attempt, max_attempts) = (rec.task.attempt, rec.max_attempts);
-        self.release(id);
+        self.release(id, env.timing);
         if retryable && attempt + 1 < max_attempts {
             let status = TaskStatus::Failed {
                 error: error.to_string(),
                 attempt,
             };
-            self.transition(id, status.clone(), now);
-            let due_at = now.saturating_add(config.retry.backoff_ms(id, attempt));
+            self.transition(id, status.clone(), env.now);
+            let due_at = env
+                .now
+                .saturating_add(env.config.retry.backoff_ms(id, attempt));
             let seq = self.next_seq();
             self.scheduled.insert((due_at, seq), id.to_string());
-            Ok(status)
+            Ok(FailOutcome {
+                status,
+                retry_at: Some(due_at),
+            })
         } else {
-            Ok(self.dead_letter(id, error, now))
+            Ok(FailOutcome {
+                status: self.dead_letter(id, error, env.now),
+                retry_at: None,
+            })
         }
     }
 
-    /// Extend the live lease `lease_id` of `id`; returns the new expiry.
+    /// Extend the live lease `lease_id` of `id` (never shortening it);
+    /// returns the new expiry.
     pub(crate) fn heartbeat(
         &mut self,
         id: &str,
         lease_id: &str,
         lease_ms: Option<u64>,
-        config: &QueueConfig,
-        now: u64,
+        env: &Env,
     ) -> Result<u64> {
-        if let Some(ms) = lease_ms {
-            validate_lease_ms(ms)?;
-        }
+        let lease_ms = lease_ms.unwrap_or(env.config.default_lease_ms);
+        validate_lease_ms(lease_ms)?;
         let rec = self.tasks.get_mut(id).ok_or_else(|| not_found(id))?;
-        if !rec.holds(lease_id) {
-            return Err(lease_lost(id));
-        }
-        let Some(lease) = rec.lease.as_mut() else {
+        let Some(old) = rec.holds(lease_id).filter(|&e| env.now < e) else {
             return Err(lease_lost(id));
         };
-        if now >= lease.expires_at {
-            return Err(lease_lost(id));
+        let new = old.max(env.now.saturating_add(lease_ms));
+        if let Some(lease) = rec.lease.as_mut() {
+            lease.expires_at = new;
         }
-        let old = lease.expires_at;
-        lease.expires_at = now.saturating_add(lease_ms.unwrap_or(config.default_lease_ms));
-        let new = lease.expires_at;
-        self.leases.remove(&(old, id.to_string()));
-        self.leases.insert((new, id.to_string()));
+        let rescue = env.timing.rescue_after_ms;
+        self.leases.remove(&(old + rescue, id.to_string()));
+        self.leases.insert((new + rescue, id.to_string()));
         Ok(new)
-    }
-
-    /// The lease a port-level ack/fail of `id` uses: the one remembered by
-    /// `try_dequeue`, else the running lease.
-    pub(crate) fn port_lease(&self, id: &str) -> Result<String> {
-        if let Some(lease) = self.port_leases.get(id) {
-            return Ok(lease.clone());
-        }
-        let rec = self.tasks.get(id).ok_or_else(|| not_found(id))?;
-        match (&rec.status, &rec.lease) {
-            (TaskStatus::InProgress { .. }, Some(l)) => Ok(l.id.clone()),
-            _ => Err(lease_lost(id)),
-        }
-    }
-
-    /// Remember that `try_dequeue` took `id` with `lease_id`.
-    pub(crate) fn remember_port_lease(&mut self, id: &str, lease_id: &str) {
-        self.port_leases
-            .insert(id.to_string(), lease_id.to_string());
-    }
-
-    /// Forget the lease `try_dequeue` took for `id`.
-    pub(crate) fn forget_port_lease(&mut self, id: &str) {
-        self.port_leases.remove(id);
     }
 
     /// Everything known about `id`.
@@ -475,19 +491,19 @@ impl State {
     }
 
     /// Put dead-lettered `id` back in the queue as attempt 0.
-    pub(crate) fn redrive(&mut self, id: &str, now: u64) -> Result<TaskStatus> {
+    pub(crate) fn redrive(&mut self, id: &str, env: &Env) -> Result<TaskStatus> {
         let rec = self.tasks.get_mut(id).ok_or_else(|| not_found(id))?;
         let Some((seq, _)) = rec.dead else {
             return Err(QueueError::WrongState {
                 id: id.to_string(),
                 state: state_name(&rec.status).to_string(),
-                reason: "only a dead-lettered task can be redriven".to_string(),
+                reason: "only dead-lettered tasks can be redriven".to_string(),
             });
         };
         rec.dead = None;
         rec.task.attempt = 0;
         self.dead.remove(&seq);
-        self.transition(id, TaskStatus::Pending, now);
+        self.transition(id, TaskStatus::Pending, env.now);
         self.ready.push_back(id.to_string());
         Ok(TaskStatus::Pending)
     }

@@ -6,10 +6,9 @@
 use super::executor::{classify, Execution, Executor, ExecutorRequest};
 use super::routes::ExecutorRoutes;
 use crate::clock::Clock;
-use crate::config::{RetryPolicy, MAX_DEQUEUE_BATCH, MAX_LEASE_MS, MIN_LEASE_MS};
+use crate::config::{MAX_DEQUEUE_BATCH, MAX_LEASE_MS, MIN_LEASE_MS};
 use crate::error::QueueError;
-use crate::model::{Ack, DequeueRequest, LeasedTask};
-use crate::port::TaskStatus;
+use crate::model::{Ack, DequeueRequest, FailOutcome, LeasedTask};
 use crate::queue::LeasedQueue;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -137,10 +136,8 @@ pub struct DrainSettings {
 
 /// What a drain needs to know to wait for its own retries: when a task it
 /// failed becomes due, and how long maintenance may take to promote it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AwaitRetries {
-    /// The queue's retry backoff.
-    pub retry: RetryPolicy,
     /// The queue's `maintenance_period_ms`.
     pub maintenance_period_ms: u64,
 }
@@ -171,11 +168,11 @@ impl DrainSettings {
     /// The same settings, with drains that wait for the retries they
     /// schedule: when a dequeue comes back short and a task this drain
     /// failed will be due (and promoted by maintenance) before the budget
-    /// ends, the drain pauses until then and dequeues again — so quick
-    /// retries run without a scheduler calling `POST /v1/maintenance/rescue`.
-    pub fn awaiting_retries(mut self, retry: RetryPolicy, maintenance_period_ms: u64) -> Self {
+    /// ends, the drain sleeps on its clock until then and dequeues again —
+    /// so quick retries run without a scheduler calling
+    /// `POST /v1/maintenance/rescue`.
+    pub fn awaiting_retries(mut self, maintenance_period_ms: u64) -> Self {
         self.retries = Some(AwaitRetries {
-            retry,
             maintenance_period_ms,
         });
         self
@@ -293,15 +290,7 @@ impl<Q: LeasedQueue + ?Sized, E: Executor + ?Sized> Run<'_, Q, E> {
             return false;
         }
         let now = self.settings.clock.now_ms();
-        ready <= now || self.executor.pause(ready - now).await
-    }
-
-    /// Note a retry the queue scheduled for `task_id` (failed `attempt`).
-    fn scheduled_retry(&mut self, task_id: &str, attempt: u32) {
-        if let Some(wait) = &self.settings.retries {
-            let due = self.settings.clock.now_ms() + wait.retry.backoff_ms(task_id, attempt);
-            self.retries_due.insert(task_id.to_string(), due);
-        }
+        ready <= now || self.settings.clock.sleep_ms(ready - now)
     }
 
     async fn batch(&mut self, batch: Vec<LeasedTask>) -> Result<(), QueueError> {
@@ -334,8 +323,14 @@ impl<Q: LeasedQueue + ?Sized, E: Executor + ?Sized> Run<'_, Q, E> {
                         .queue
                         .fail_leased(&leased.task.id, &leased.lease.id, &error, retryable)
                         .await;
-                    if let Ok(TaskStatus::Failed { attempt, .. }) = &outcome {
-                        self.scheduled_retry(&leased.task.id, *attempt);
+                    if let Ok(FailOutcome {
+                        retry_at: Some(due),
+                        ..
+                    }) = &outcome
+                    {
+                        if self.settings.retries.is_some() {
+                            self.retries_due.insert(leased.task.id.clone(), *due);
+                        }
                     }
                     self.count(outcome.map(drop), Counter::Failed)?;
                 }

@@ -69,21 +69,12 @@ pub enum ExecutorReply {
     Unreachable(String),
 }
 
-/// The drain's outside world: calls executors, and waits. The worker
-/// component implements it with Spin's outbound HTTP and the monotonic
-/// clock; tests with a fake.
+/// The drain's outside world: calls executors. The worker component
+/// implements it with Spin's outbound HTTP; tests with a fake.
 #[async_trait(?Send)]
 pub trait Executor {
     /// Send `req` and wait for the answer (at most `req.timeout_ms`).
     async fn call(&self, req: ExecutorRequest) -> ExecutorReply;
-
-    /// Wait `ms` milliseconds before the drain's next dequeue (a retry the
-    /// drain scheduled is about to become due). Answers `false` when it
-    /// cannot wait — the default —, and the drain then ends instead.
-    async fn pause(&self, ms: u64) -> bool {
-        let _ = ms;
-        false
-    }
 }
 
 /// The outcome of executing a node.

@@ -8,12 +8,12 @@ use spin_work_queue::api::{self, ApiConfig, ApiRequest, ApiResponse};
 use spin_work_queue::config::QueueConfig;
 use spin_work_queue::kv::{KvError, MemoryKv};
 use spin_work_queue::model::{
-    Ack, DeadLetterEntry, DequeueRequest, Enqueued, LeasedTask, NewTask, QueueStats, RescueReport,
-    TaskInfo,
+    Ack, DeadLetterEntry, DequeueRequest, Enqueued, FailOutcome, LeasedTask, NewTask, QueueStats,
+    RescueReport, SetAside, TaskInfo,
 };
 use spin_work_queue::{
-    Clock, KvWorkQueue, LeasedQueue, LocalWorkQueue, ManualClock, QueueError, RetryPolicy,
-    TaskStatus, WorkQueuePort, WorkTask,
+    Clock, KvWorkQueue, LeasedQueue, LocalWorkQueue, ManualClock, PortLeases, QueueError,
+    RetryPolicy, TaskStatus,
 };
 use std::sync::Arc;
 
@@ -142,37 +142,18 @@ pub fn assert_error(status: u16, body: &Value, want_status: u16, want_code: &str
 }
 
 /// A queue whose store is down: every operation fails with a store error.
-pub struct DownQueue;
+pub struct DownQueue(pub PortLeases);
+
+impl Default for DownQueue {
+    fn default() -> Self {
+        Self(PortLeases::new("port"))
+    }
+}
 
 pub fn down<T>() -> Result<T, QueueError> {
     Err(QueueError::Store(KvError::Unavailable(
         "store is down".into(),
     )))
-}
-
-#[async_trait::async_trait]
-impl WorkQueuePort for DownQueue {
-    async fn enqueue(&self, _: WorkTask) -> Result<(), QueueError> {
-        down()
-    }
-    async fn try_dequeue(&self) -> Result<Option<WorkTask>, QueueError> {
-        down()
-    }
-    async fn acknowledge(&self, _: &str, _: Value) -> Result<(), QueueError> {
-        down()
-    }
-    async fn fail(&self, _: &str, _: &str) -> Result<(), QueueError> {
-        down()
-    }
-    async fn status(&self, _: &str) -> Result<Option<TaskStatus>, QueueError> {
-        down()
-    }
-    async fn collect_results(&self, _: &str) -> Result<Vec<(String, Value)>, QueueError> {
-        down()
-    }
-    async fn pending_count(&self) -> Result<usize, QueueError> {
-        down()
-    }
 }
 
 #[async_trait::async_trait]
@@ -198,7 +179,7 @@ impl LeasedQueue for DownQueue {
         _: &str,
         _: &str,
         _: bool,
-    ) -> Result<TaskStatus, QueueError> {
+    ) -> Result<FailOutcome, QueueError> {
         down()
     }
     async fn heartbeat(&self, _: &str, _: &str, _: Option<u64>) -> Result<u64, QueueError> {
@@ -218,5 +199,14 @@ impl LeasedQueue for DownQueue {
     }
     async fn rescue(&self) -> Result<RescueReport, QueueError> {
         down()
+    }
+    async fn results(&self, _: &str) -> Result<Vec<(String, Value)>, QueueError> {
+        down()
+    }
+    async fn set_aside(&self, _: usize) -> Result<Vec<SetAside>, QueueError> {
+        down()
+    }
+    fn port_leases(&self) -> &PortLeases {
+        &self.0
     }
 }

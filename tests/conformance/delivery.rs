@@ -2,7 +2,7 @@
 //! metadata.
 
 use super::support::{assert_invalid, completed, in_progress, Ctx};
-use super::{suite_config, Fixture};
+use super::{rescue_after_ms, suite_config, Fixture};
 use serde_json::json;
 use spin_work_queue::config::{MAX_DEQUEUE_BATCH, MAX_LEASE_MS, MIN_LEASE_MS};
 use spin_work_queue::{DequeueRequest, LeasedQueue, NewTask, TaskStatus, WorkQueuePort, WorkTask};
@@ -95,7 +95,7 @@ pub async fn retried_and_rescued_tasks_go_to_the_back_of_the_line<F: Fixture>(fx
         .await
         .unwrap();
     assert!(
-        matches!(status, TaskStatus::Failed { attempt: 0, .. }),
+        matches!(status.status, TaskStatus::Failed { attempt: 0, .. }),
         "{status:?}"
     );
 
@@ -104,7 +104,7 @@ pub async fn retried_and_rescued_tasks_go_to_the_back_of_the_line<F: Fixture>(fx
     ctx.advance(500); // b's retry is due (backoff 1 s)
     ctx.rescue().await;
     let e = ctx.enqueue_one(ctx.task("e")).await;
-    ctx.advance(1_000); // a's lease has expired
+    ctx.advance(1_000 + rescue_after_ms()); // a's lease expired, rescue time
     ctx.rescue().await;
     assert_eq!(ctx.info(a).await.status, TaskStatus::Pending);
     let f = ctx.enqueue_one(ctx.task("f")).await;

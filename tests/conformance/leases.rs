@@ -4,7 +4,7 @@
 use super::support::{
     assert_invalid, assert_lease_lost, assert_not_found, completed, in_progress, Ctx,
 };
-use super::{suite_config, Fixture};
+use super::{late_finish_ms, rescue_after_ms, suite_config, Fixture};
 use serde_json::json;
 use spin_work_queue::config::{MAX_LEASE_MS, MIN_LEASE_MS};
 use spin_work_queue::{Ack, LeasedQueue, TaskStatus, WorkQueuePort};
@@ -138,7 +138,7 @@ pub async fn stale_worker_ack_is_rejected<F: Fixture>(fx: &F) {
     let stale = ctx.take(&id, "worker-a", Some(1_000)).await;
     assert_eq!(stale.task.attempt, 0);
 
-    ctx.advance(1_000);
+    ctx.advance(1_000 + rescue_after_ms());
     ctx.rescue_expecting(1, 0, 0).await;
     let info = ctx.info(&id).await;
     assert_eq!(info.status, TaskStatus::Pending);
@@ -169,32 +169,51 @@ pub async fn stale_worker_ack_is_rejected<F: Fixture>(fx: &F) {
     );
 }
 
-/// An expired lease still finishes the task while nobody rescued it.
-pub async fn ack_after_lease_expiry_is_accepted_until_rescued<F: Fixture>(fx: &F) {
+/// An expired lease still finishes its task for a short while
+/// (`late_finish_ms`): a worker that overran a little does not waste its
+/// work.
+pub async fn finishing_shortly_after_expiry_is_accepted<F: Fixture>(fx: &F) {
     let ctx = Ctx::new(fx, "late-ack");
     let q = ctx.q();
     let ids = ctx.enqueue(vec![ctx.task("a"), ctx.task("b")]).await;
     let la = ctx.take(&ids[0], "w", Some(1_000)).await;
     let lb = ctx.take(&ids[1], "w", Some(1_000)).await;
-    ctx.advance(5_000);
+    ctx.advance(1_000 + late_finish_ms() - 1);
     assert_eq!(
         q.ack(&ids[0], &la.lease.id, json!("a")).await.unwrap(),
         completed(json!("a"))
     );
-    let status = q
+    let outcome = q
         .fail_leased(&ids[1], &lb.lease.id, "late", false)
         .await
         .unwrap();
-    assert_eq!(
-        status,
-        TaskStatus::DeadLetter {
-            error: "late".into()
-        }
-    );
-    ctx.advance(1);
+    let dead = TaskStatus::DeadLetter {
+        error: "late".into(),
+    };
+    assert_eq!(outcome.status, dead);
+    ctx.advance(rescue_after_ms());
     ctx.rescue_expecting(0, 0, 0).await;
     assert_eq!(ctx.status(&ids[0]).await, completed(json!("a")));
-    assert_eq!(ctx.status(&ids[1]).await, status);
+    assert_eq!(ctx.status(&ids[1]).await, dead);
+}
+
+/// Past the late window a lease can no longer finish its task, even
+/// before maintenance rescued it: a rescue may be under way.
+pub async fn finishing_past_the_late_window_is_lease_lost_before_any_rescue<F: Fixture>(fx: &F) {
+    let ctx = Ctx::new(fx, "too-late");
+    let q = ctx.q();
+    let id = ctx.enqueue_one(ctx.task("n")).await;
+    let leased = ctx.take(&id, "w", Some(1_000)).await;
+    ctx.advance(1_000 + late_finish_ms());
+    assert_lease_lost(q.ack(&id, &leased.lease.id, json!(1)).await, &id);
+    assert_lease_lost(
+        q.fail_leased(&id, &leased.lease.id, "late", true).await,
+        &id,
+    );
+    assert_eq!(ctx.status(&id).await, in_progress("w"), "not rescued yet");
+    ctx.advance(rescue_after_ms() - late_finish_ms());
+    ctx.rescue_expecting(1, 0, 0).await;
+    assert_eq!(ctx.take(&id, "w2", None).await.task.attempt, 1);
 }
 
 /// A heartbeat pushes the expiry out; rescue waits for the new expiry.
@@ -225,7 +244,8 @@ pub async fn heartbeat_extends_the_lease<F: Fixture>(fx: &F) {
     ctx.advance(800);
     let expiry = q.heartbeat(a, &la.lease.id, Some(1_000)).await.unwrap();
     assert_eq!(expiry, taken_at + 1_800);
-    ctx.advance(999); // past the first expiry, before the new one
+    // Past the first expiry's rescue time, before the new one's.
+    ctx.advance(999 + rescue_after_ms());
     ctx.rescue_expecting(0, 0, 0).await;
     assert_eq!(ctx.status(a).await, in_progress("w"));
 

@@ -78,6 +78,16 @@ pub fn suite_config() -> QueueConfig {
     }
 }
 
+/// How long after a lease's expiry its holder may still finish the task.
+pub fn late_finish_ms() -> u64 {
+    suite_config().timing().late_finish_ms
+}
+
+/// How long after a lease's expiry the task is rescued.
+pub fn rescue_after_ms() -> u64 {
+    suite_config().timing().rescue_after_ms
+}
+
 /// Where the fixture's `ManualClock` starts.
 pub const SUITE_START_MS: u64 = 1_700_000_000_000;
 
@@ -110,7 +120,8 @@ macro_rules! conformance_suite {
             leases::ack_with_a_wrong_lease_is_lease_lost,
             leases::unknown_task_ids_are_not_found,
             leases::stale_worker_ack_is_rejected,
-            leases::ack_after_lease_expiry_is_accepted_until_rescued,
+            leases::finishing_shortly_after_expiry_is_accepted,
+            leases::finishing_past_the_late_window_is_lease_lost_before_any_rescue,
             leases::heartbeat_extends_the_lease,
             leases::heartbeat_after_lease_expiry_is_rejected,
             leases::ack_batch_reports_each_item,

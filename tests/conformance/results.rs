@@ -1,7 +1,7 @@
 //! Results, counts and the port's lease-less acknowledge / fail.
 
 use super::support::{assert_lease_lost, completed, in_progress, Ctx};
-use super::{suite_config, Fixture};
+use super::{rescue_after_ms, suite_config, Fixture};
 use serde_json::json;
 use spin_work_queue::{LeasedQueue, NewTask, QueueStats, TaskStatus, WorkQueuePort};
 
@@ -140,7 +140,7 @@ pub async fn stats_count_tasks_by_state<F: Fixture>(fx: &F) {
     assert_eq!(leased.len(), 2);
     check([1, 2, 1, 0, 0], "redelivered").await;
 
-    ctx.advance(suite_config().default_lease_ms);
+    ctx.advance(suite_config().default_lease_ms + rescue_after_ms());
     // The retry goes back as attempt 2 of 3; the redriven task (1 attempt
     // allowed) is dead-lettered; the delayed task is due.
     ctx.rescue_expecting(1, 1, 1).await;
@@ -217,7 +217,7 @@ pub async fn port_acknowledge_is_fenced_by_the_remembered_lease<F: Fixture>(fx: 
         Some(t.id.clone())
     );
 
-    ctx.advance(suite_config().default_lease_ms);
+    ctx.advance(suite_config().default_lease_ms + rescue_after_ms());
     ctx.rescue_expecting(1, 0, 0).await;
     let redelivered = ctx.take(&t.id, "worker-b", None).await;
     assert_eq!(redelivered.task.attempt, 1);

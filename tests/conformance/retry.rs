@@ -2,7 +2,7 @@
 //! and redrive.
 
 use super::support::{assert_lease_lost, completed, in_progress, Ctx};
-use super::Fixture;
+use super::{rescue_after_ms, Fixture};
 use serde_json::json;
 use spin_work_queue::{LeasedQueue, NewTask, QueueError, TaskStatus};
 
@@ -37,7 +37,8 @@ pub async fn retries_number_attempts_and_dead_letter_after_max_attempts<F: Fixtu
     assert_eq!(
         q.fail_leased(&id, &l0.lease.id, "boom-0", true)
             .await
-            .unwrap(),
+            .unwrap()
+            .status,
         failed("boom-0", 0)
     );
     assert_eq!(ctx.status(&id).await, failed("boom-0", 0));
@@ -50,7 +51,8 @@ pub async fn retries_number_attempts_and_dead_letter_after_max_attempts<F: Fixtu
     assert_eq!(
         q.fail_leased(&id, &l1.lease.id, "boom-1", true)
             .await
-            .unwrap(),
+            .unwrap()
+            .status,
         failed("boom-1", 1)
     );
 
@@ -64,7 +66,8 @@ pub async fn retries_number_attempts_and_dead_letter_after_max_attempts<F: Fixtu
     assert_eq!(
         q.fail_leased(&id, &l2.lease.id, "boom-2", true)
             .await
-            .unwrap(),
+            .unwrap()
+            .status,
         dead("boom-2")
     );
     assert_eq!(ctx.status(&id).await, dead("boom-2"));
@@ -95,9 +98,16 @@ pub async fn retries_wait_for_the_backoff<F: Fixture>(fx: &F) {
     let id = ctx.enqueue_one(ctx.task("n")).await;
     let before = q.stats().await.unwrap();
     let leased = ctx.take(&id, "w", None).await;
-    q.fail_leased(&id, &leased.lease.id, "boom", true)
+    let failed_at = leased.lease.expires_at - super::suite_config().default_lease_ms;
+    let outcome = q
+        .fail_leased(&id, &leased.lease.id, "boom", true)
         .await
         .unwrap();
+    assert_eq!(
+        outcome.retry_at,
+        Some(failed_at + 1_000),
+        "the backoff is 1 s"
+    );
     if ctx.exclusive() {
         let stats = q.stats().await.unwrap();
         assert_eq!(stats.failed, before.failed + 1);
@@ -132,11 +142,12 @@ pub async fn non_retryable_failure_dead_letters_immediately<F: Fixture>(fx: &F) 
         })
         .await;
     let leased = ctx.take(&id, "w", None).await;
-    let status = q
+    let outcome = q
         .fail_leased(&id, &leased.lease.id, "400 bad input", false)
         .await
         .unwrap();
-    assert_eq!(status, dead("400 bad input"));
+    assert_eq!(outcome.status, dead("400 bad input"));
+    assert_eq!(outcome.retry_at, None, "a dead letter has no retry");
     assert_eq!(ctx.dead_letter_ids().await, vec![id.clone()]);
 
     ctx.advance(120_000);
@@ -166,7 +177,7 @@ pub async fn dead_letters_are_listed_newest_first<F: Fixture>(fx: &F) {
             .fail_leased(&l.task.id, &l.lease.id, &format!("e{i}"), false)
             .await
             .unwrap();
-        assert_eq!(status, dead(&format!("e{i}")));
+        assert_eq!(status.status, dead(&format!("e{i}")));
     }
     let want = vec![ids[2].clone(), ids[0].clone(), ids[1].clone()];
     assert_eq!(ctx.dead_letter_ids().await, want);
@@ -202,12 +213,15 @@ pub async fn redrive_requeues_a_dead_letter_at_the_back_with_attempts_reset<F: F
         })
         .await;
     ctx.take(&x, "w", Some(1_000)).await;
-    ctx.advance(1_000);
+    ctx.advance(1_000 + rescue_after_ms());
     ctx.rescue().await;
     let l1 = ctx.take(&x, "w", None).await;
     assert_eq!(l1.task.attempt, 1);
     assert_eq!(
-        q.fail_leased(&x, &l1.lease.id, "boom", true).await.unwrap(),
+        q.fail_leased(&x, &l1.lease.id, "boom", true)
+            .await
+            .unwrap()
+            .status,
         dead("boom")
     );
     assert_eq!(ctx.dead_letter_ids().await, vec![x.clone()]);
@@ -218,7 +232,7 @@ pub async fn redrive_requeues_a_dead_letter_at_the_back_with_attempts_reset<F: F
     let info = ctx.info(&x).await;
     assert_eq!(info.status, TaskStatus::Pending);
     assert_eq!(info.task.attempt, 0, "attempts are reset");
-    assert_eq!(info.updated_at, info.created_at + 1_005);
+    assert_eq!(info.updated_at, info.created_at + 1_005 + rescue_after_ms());
     assert!(ctx.dead_letter_ids().await.is_empty(), "no longer listed");
     let z = ctx.enqueue_one(ctx.task("z")).await;
 
@@ -278,7 +292,8 @@ pub async fn expired_lease_on_the_last_attempt_dead_letters_the_task<F: Fixture>
     let created = ctx.info(&id).await.created_at;
     let leased = ctx.take(&id, "w", Some(1_000)).await;
 
-    ctx.advance(999);
+    // Rescued once the expiry plus the rescue delay has passed.
+    ctx.advance(999 + rescue_after_ms());
     ctx.rescue_expecting(0, 0, 0).await;
     assert_eq!(ctx.status(&id).await, in_progress("w"));
 
@@ -292,7 +307,7 @@ pub async fn expired_lease_on_the_last_attempt_dead_letters_the_task<F: Fixture>
         .expect("listed as a dead letter");
     assert_eq!(
         (entry.error.as_str(), entry.failed_at),
-        ("lease expired", created + 1_000)
+        ("lease expired", created + 1_000 + rescue_after_ms())
     );
     assert_lease_lost(q.ack(&id, &leased.lease.id, json!(1)).await, &id);
     ctx.assert_nothing_due().await;

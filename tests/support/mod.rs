@@ -84,21 +84,27 @@ async fn all_terminal<K: KeyValue + Send + Sync>(
     true
 }
 
-/// Result keys stored per task id, read straight from the store.
+/// Completion-log entries per task id, read straight from the store
+/// (`wq/c/{n}`, each naming the task it completed).
 pub fn results_per_task(kv: &MemoryKv) -> BTreeMap<String, usize> {
     let mut out = BTreeMap::new();
-    for key in kv.snapshot().keys() {
-        if let Some(rest) = key.strip_prefix("wq/r/") {
-            let id = rest.split('/').next().unwrap_or_default().to_string();
-            *out.entry(id).or_insert(0) += 1;
+    for (key, value) in kv.snapshot() {
+        let Some(n) = key.strip_prefix("wq/c/") else {
+            continue;
+        };
+        if !n.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
         }
+        let entry: serde_json::Value = serde_json::from_slice(&value).expect("a completion entry");
+        let id = entry["id"].as_str().expect("an id").to_string();
+        *out.entry(id).or_insert(0) += 1;
     }
     out
 }
 
 /// Check invariants 1 and 3 for `ids` of pipeline `pipeline`: every task is
-/// Completed or DeadLetter, every completed task has exactly one stored
-/// result and appears exactly once in the pipeline's results.
+/// Completed or DeadLetter, every completed task has exactly one
+/// completion entry and appears exactly once in the pipeline's results.
 pub async fn check_invariants<K: KeyValue + Send + Sync>(
     q: &KvWorkQueue<K>,
     store: &MemoryKv,
@@ -118,7 +124,7 @@ pub async fn check_invariants<K: KeyValue + Send + Sync>(
                 assert_eq!(
                     results.get(id),
                     Some(&1),
-                    "{id} must have exactly one result"
+                    "{id} must be completed exactly once"
                 );
             }
             TaskStatus::DeadLetter { .. } => {

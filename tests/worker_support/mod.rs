@@ -12,19 +12,45 @@ use spin_work_queue::worker::{
     drain, DrainReport, DrainRequest, DrainSettings, Executor, ExecutorReply, ExecutorRequest,
     ExecutorRoutes, HEADER_ATTEMPT, HEADER_NODE_NAME,
 };
-use spin_work_queue::{LeasedQueue, ManualClock, RetryPolicy, TaskStatus};
+use spin_work_queue::{Clock, LeasedQueue, ManualClock, RetryPolicy, TaskStatus, WorkQueuePort};
 use std::cell::RefCell;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 pub const START_MS: u64 = 1_700_000_000_000;
 pub const TIMEOUT_MS: u64 = 1_000;
 pub const LEASE_MS: u64 = 10_000;
+
+/// The drain's clock: the fixture's manual clock, whose sleeps are
+/// recorded and move the time (unless sleeping is switched off).
+#[derive(Debug)]
+pub struct SleepingClock {
+    clock: ManualClock,
+    sleeps: Mutex<Vec<u64>>,
+    can_sleep: AtomicBool,
+}
+
+impl Clock for SleepingClock {
+    fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    fn sleep_ms(&self, ms: u64) -> bool {
+        let can = self.can_sleep.load(Ordering::SeqCst);
+        if can {
+            self.sleeps.lock().unwrap().push(ms);
+            self.clock.advance(ms);
+        }
+        can
+    }
+}
 
 /// A queue, drain settings and a manual clock.
 pub struct Fixture {
     pub name: &'static str,
     pub queue: Box<dyn LeasedQueue>,
     pub clock: ManualClock,
+    pub sleeper: Arc<SleepingClock>,
     pub settings: DrainSettings,
     pub config: QueueConfig,
 }
@@ -55,17 +81,18 @@ pub fn setup() -> Vec<Fixture> {
             let routes =
                 ExecutorRoutes::parse(r#"{"remote": "https://exec.example/run"}"#, "/executors")
                     .expect("valid routes");
-            let settings = DrainSettings::new(
-                "w-test",
-                routes,
-                TIMEOUT_MS,
-                LEASE_MS,
-                Arc::new(clock.clone()),
-            );
+            let sleeper = Arc::new(SleepingClock {
+                clock: clock.clone(),
+                sleeps: Mutex::default(),
+                can_sleep: AtomicBool::new(true),
+            });
+            let settings =
+                DrainSettings::new("w-test", routes, TIMEOUT_MS, LEASE_MS, sleeper.clone());
             Fixture {
                 name,
                 queue: make(config.clone(), Arc::new(clock.clone())),
                 clock,
+                sleeper,
                 settings,
                 config,
             }
@@ -97,9 +124,17 @@ impl Fixture {
             clock: &self.clock,
             script,
             calls: RefCell::new(Vec::new()),
-            pauses: RefCell::new(Vec::new()),
-            can_pause: true,
         }
+    }
+
+    /// The sleeps drains took on the clock so far (ms), in order.
+    pub fn sleeps(&self) -> Vec<u64> {
+        self.sleeper.sleeps.lock().unwrap().clone()
+    }
+
+    /// From now on, the drain's clock cannot sleep.
+    pub fn without_sleeping(&self) {
+        self.sleeper.can_sleep.store(false, Ordering::SeqCst);
     }
 
     /// One drain with [`Fixture::awaiting_retries`] settings.
@@ -117,7 +152,7 @@ impl Fixture {
     pub fn awaiting_retries(&self) -> DrainSettings {
         self.settings
             .clone()
-            .awaiting_retries(self.config.retry.clone(), self.config.maintenance_period_ms)
+            .awaiting_retries(self.config.maintenance_period_ms)
     }
 }
 
@@ -129,14 +164,6 @@ pub struct Step {
     pub takes_ms: u64,
     /// Run the queue's maintenance after the call (a concurrent rescuer).
     pub then_rescue: bool,
-}
-
-impl<F> Scripted<'_, F> {
-    /// The same executor, refusing to pause.
-    pub fn without_pauses(mut self) -> Self {
-        self.can_pause = false;
-        self
-    }
 }
 
 /// A step answering `status` with `body` at once.
@@ -152,16 +179,13 @@ pub fn answer(status: u16, body: Value) -> Step {
 }
 
 /// An executor that follows a script, records its calls, moves the clock
-/// and can rescue behind the worker's back; its pauses move the clock.
+/// and can rescue behind the worker's back.
 pub struct Scripted<'a, F> {
     queue: &'a dyn LeasedQueue,
     clock: &'a ManualClock,
     script: F,
     /// The calls made, in order.
     pub calls: RefCell<Vec<ExecutorRequest>>,
-    /// The pauses asked for (ms), in order.
-    pub pauses: RefCell<Vec<u64>>,
-    can_pause: bool,
 }
 
 #[async_trait(?Send)]
@@ -174,14 +198,6 @@ impl<F: Fn(&ExecutorRequest) -> Step> Executor for Scripted<'_, F> {
             self.queue.rescue().await.expect("rescue");
         }
         step.reply
-    }
-
-    async fn pause(&self, ms: u64) -> bool {
-        if self.can_pause {
-            self.pauses.borrow_mut().push(ms);
-            self.clock.advance(ms);
-        }
-        self.can_pause
     }
 }
 

@@ -3,8 +3,8 @@
 //! executor, and acks or fails it.
 //!
 //! Thin adapter: read the request → [`worker::handle_drain`] with
-//! [`SpinExecutor`] (Spin's outbound HTTP; waits for the retries a drain
-//! schedules when they fall due within its budget) → send the response;
+//! [`SpinExecutor`] (Spin's outbound HTTP; the drain sleeps on the clock for
+//! the retries it schedules when they fall due within its budget) → send the response;
 //! then, when work remains, POST the same drain again (after the response
 //! is out).
 
@@ -49,7 +49,7 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
         config.api.default_lease_ms,
         Arc::new(SystemClock),
     )
-    .awaiting_retries(config.api.retry.clone(), config.api.maintenance_period_ms);
+    .awaiting_retries(config.api.maintenance_period_ms);
     let executor = SpinExecutor {
         max_output_bytes: config.api.max_body_bytes,
     };
@@ -101,12 +101,5 @@ impl Executor for SpinExecutor {
             Err(SendFailure::Timeout) => ExecutorReply::Timeout,
             Err(e) => ExecutorReply::Unreachable(e.to_string()),
         }
-    }
-
-    /// Block on the monotonic clock: the drain has nothing else to do
-    /// meanwhile (wasm32-wasip2's `sleep` is a `wasi:clocks` pollable).
-    async fn pause(&self, ms: u64) -> bool {
-        std::thread::sleep(std::time::Duration::from_millis(ms));
-        true
     }
 }

@@ -1,14 +1,13 @@
 //! Inbox phase: tasks enqueued with a delay and failed tasks waiting for a
 //! retry arrive in append logs; due ones go straight back to the ring, the
-//! rest are filed as timers.
+//! rest are filed as timers. Also the dead-letter log's check for holes.
 
 use super::timers::{TimerEntry, TimerKind};
 use super::{Requeue, Run, BUDGET};
 use crate::engine::keys::Log;
-use crate::engine::record::{Place, State};
+use crate::engine::record::{DeadLetterRef, Place, State};
 use crate::error::Result;
 use crate::kv::KeyValue;
-use std::collections::HashMap;
 
 /// Which inbox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,14 +21,14 @@ impl<K: KeyValue> Run<'_, K> {
         let (log, cursor, tail, graced) = match inbox {
             Inbox::Delayed => (
                 Log::Delayed,
-                self.state.delayed,
-                self.delayed_tail,
+                self.state.cursors.delayed,
+                self.counters.delayed_tail,
                 self.state.graced.delayed_tail,
             ),
             Inbox::Retries => (
                 Log::Retries,
-                self.state.retries,
-                self.retries_tail,
+                self.state.cursors.retries,
+                self.counters.retries_tail,
                 self.state.graced.retries_tail,
             ),
         };
@@ -38,55 +37,45 @@ impl<K: KeyValue> Run<'_, K> {
             return Ok(());
         }
         let keys: Vec<String> = (cursor..end).map(|n| self.q.keys.entry(log, n)).collect();
-        let entries: HashMap<String, String> = self.q.get_many_json(&keys)?;
-        self.load(entries.values())?;
+        let found = self.q.read_many::<String>(&keys)?;
+        self.poison.extend(found.poison.iter().cloned());
+        self.load(found.values.values())?;
         let mut n = cursor;
         while n < end {
-            let Some(id) = entries.get(&keys[(n - cursor) as usize]).cloned() else {
-                if n < graced {
-                    // Reserved by a request that died before writing.
-                    match inbox {
-                        Inbox::Delayed => self.state.totals.delayed_holes += 1,
-                        Inbox::Retries => self.state.totals.retry_holes += 1,
-                    }
+            let key = &keys[(n - cursor) as usize];
+            let Some(id) = found.values.get(key).cloned() else {
+                let poisoned = found.poison.iter().any(|(k, _)| k == key);
+                if poisoned || n < graced {
+                    // Undecodable, or reserved by a request that died.
+                    self.count_hole(inbox);
                     n += 1;
                     continue;
                 }
                 break; // possibly still being written
             };
-            n += 1;
             let place = match inbox {
-                Inbox::Delayed => Place::delayed(n - 1),
-                Inbox::Retries => Place::retries(n - 1),
+                Inbox::Delayed => Place::delayed(n),
+                Inbox::Retries => Place::retries(n),
             };
-            let Some(r) = self.records.get(&id) else {
+            n += 1;
+            let waiting = self.records.get(&id).filter(|r| {
+                r.at == place
+                    && matches!(
+                        (inbox, &r.state),
+                        (Inbox::Delayed, State::Pending) | (Inbox::Retries, State::Failed { .. })
+                    )
+            });
+            let Some(due_at) = waiting.map(|r| r.not_before) else {
+                self.count_hole(inbox); // stale: it will never be promoted from here
                 continue;
             };
-            let waiting = match (inbox, &r.state) {
-                (Inbox::Delayed, State::Pending) => r.at == place,
-                (Inbox::Retries, State::Failed { .. }) => r.at == place,
-                _ => false,
+            let (kind, how) = match inbox {
+                Inbox::Delayed => (TimerKind::Delayed, Requeue::Promote),
+                Inbox::Retries => (TimerKind::Retry, Requeue::Retry),
             };
-            if !waiting {
-                continue; // stale: the task moved on
-            }
-            let due_at = r.not_before;
             if due_at <= self.now {
-                match inbox {
-                    Inbox::Delayed => {
-                        self.state.totals.delayed_promoted += 1;
-                        self.requeue(&id, Requeue::Promote);
-                    }
-                    Inbox::Retries => {
-                        self.state.totals.retries_promoted += 1;
-                        self.requeue(&id, Requeue::Retry);
-                    }
-                }
+                self.requeue(&id, how);
             } else {
-                let kind = match inbox {
-                    Inbox::Delayed => TimerKind::Delayed,
-                    Inbox::Retries => TimerKind::Retry,
-                };
                 self.file(
                     due_at,
                     TimerEntry {
@@ -98,9 +87,43 @@ impl<K: KeyValue> Run<'_, K> {
             }
         }
         match inbox {
-            Inbox::Delayed => self.state.delayed = n,
-            Inbox::Retries => self.state.retries = n,
+            Inbox::Delayed => self.state.cursors.delayed = n,
+            Inbox::Retries => self.state.cursors.retries = n,
         }
+        Ok(())
+    }
+
+    fn count_hole(&mut self, inbox: Inbox) {
+        match inbox {
+            Inbox::Delayed => self.state.totals.delayed_holes += 1,
+            Inbox::Retries => self.state.totals.retry_holes += 1,
+        }
+    }
+
+    /// Count the dead-letter log's holes (reservations whose writer died),
+    /// so that the stats stay exact.
+    pub(super) fn dead_letters(&mut self) -> Result<()> {
+        let start = self.state.cursors.dead;
+        let end = self.counters.dead_tail.min(start + BUDGET);
+        if start >= end {
+            return Ok(());
+        }
+        let keys: Vec<String> = (start..end)
+            .map(|n| self.q.keys.entry(Log::DeadLetters, n))
+            .collect();
+        let found = self.q.read_many::<DeadLetterRef>(&keys)?;
+        let mut n = start;
+        while n < end {
+            let key = &keys[(n - start) as usize];
+            if !found.values.contains_key(key) {
+                if n >= self.state.graced.dead_tail {
+                    break;
+                }
+                self.state.totals.dead_holes += 1;
+            }
+            n += 1;
+        }
+        self.state.cursors.dead = n;
         Ok(())
     }
 }

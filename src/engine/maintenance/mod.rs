@@ -1,101 +1,148 @@
-//! Maintenance: everything that needs time to pass or a crashed request to
-//! be noticed — promotion of delayed tasks and retries, rescue of expired
-//! leases, recovery of work taken or reserved by requests that died, and
-//! the per-pipeline completion index.
+//! Maintenance: everything that needs time to pass or a dead request to be
+//! noticed — promotion of delayed tasks and retries, rescue of expired
+//! leases, recovery of slots whose taker died, the per-pipeline completion
+//! index, the retention sweep and the deletion of consumed entries.
 //!
-//! A run is exclusive: it takes a lock with one `increment` (see [`run`]).
-//! It reads what changed since its cursors, decides, and writes
-//! every decision, its cursors and its timers with one `set_many` — so a run
-//! that dies changes nothing but the reservations it made, and the next run
-//! decides again from the records. Each phase handles at most [`BUDGET`]
-//! entries, keeping a run O(batch) whatever the depth of the queue.
+//! A run is exclusive by construction: it holds the lock of the state's
+//! generation (`lock.rs`), and it writes every decision, its cursors and
+//! its timers with one `set_many` (the ring publication of what it
+//! re-queues) before its deadline — so a run that dies changes nothing,
+//! and the next run decides again from the records. Deletions are garbage
+//! of committed runs only. Each phase handles at most [`BUDGET`] entries
+//! per pass, keeping a run O(batch) whatever the depth of the queue.
 //!
 //! | phase | module |
 //! | --- | --- |
 //! | delayed and retry inboxes → ring or timers | [`inbox`] |
-//! | orphan log: tasks written to slots dequeuers took too early → ring | [`orphans`] |
 //! | due timers: promotions, lease expiry | [`timers`] |
-//! | ring walk: leases to watch, slots whose taker died | [`walk`] |
+//! | ring walk: leases to watch, slots whose taker died; dead holes at the head | [`walk`] |
 //! | completion log → pipeline index | [`index`] |
+//! | retention sweep, consumed entries | [`retention`] |
 
 mod inbox;
 mod index;
-mod orphans;
+mod retention;
 mod state;
 mod timers;
 mod walk;
 
 pub(crate) use index::pipeline_completions;
-pub(crate) use orphans::orphans_waiting;
 pub(crate) use state::MaintenanceState;
 
-use super::keys::Log;
-use super::record::{DeadLetterRef, Place, State, TaskRecord};
-use super::store::Writes;
+use super::keys::{CounterKey, Log};
+use super::lock::{self, Acquired, LockKeys};
+use super::observe::Event;
+use super::record::{DeadLetterRef, Heartbeat, Place, State, TaskRecord, UNPLACED};
+use super::ring;
+use super::set_aside;
+use super::store::{Deadline, Writes};
 use super::KvWorkQueue;
-use crate::error::{QueueError, Result};
+use crate::error::Result;
 use crate::kv::KeyValue;
 use crate::model::RescueReport;
-use state::Mark;
-use std::collections::{BTreeSet, HashMap};
-use timers::TimerEntry;
+use state::{Counters, SpentLock};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Most entries one phase reads at a time.
 pub(crate) const BUDGET: u64 = 1024;
-/// Most passes over the phases per run: a run handles at most
-/// `ROUNDS × BUDGET` entries per phase.
+/// Most passes over the phases per run.
 const ROUNDS: usize = 8;
 
+/// The error of a task dead-lettered because its last lease expired.
+pub(crate) const LEASE_EXPIRED: &str = "lease expired";
+
+/// The maintenance state (default when none was written yet).
+pub(crate) fn state<K: KeyValue>(q: &KvWorkQueue<K>) -> Result<MaintenanceState> {
+    Ok(q.get_json(&q.keys.maintenance_state())?.unwrap_or_default())
+}
+
 /// Run maintenance if [`QueueConfig::maintenance_period_ms`] has passed
-/// since the last run; failures are left for the next caller (the request
-/// that triggered it goes on).
+/// since the last run; a failure is reported to the observer and the
+/// calling request goes on. Returns the state as read before the run.
 ///
 /// [`QueueConfig::maintenance_period_ms`]: crate::QueueConfig::maintenance_period_ms
-pub(crate) fn run_if_due<K: KeyValue>(q: &KvWorkQueue<K>) {
-    let _ = run(q, false);
+pub(crate) fn run_if_due<K: KeyValue>(q: &KvWorkQueue<K>) -> MaintenanceState {
+    let before = match state(q) {
+        Ok(s) => s,
+        Err(e) => {
+            q.observer.event(&Event::MaintenanceFailed(e));
+            return MaintenanceState::default();
+        }
+    };
+    if q.now() >= before.committed_at + q.config.maintenance_period_ms {
+        if let Err(e) = run_from(q, &before) {
+            q.observer.event(&Event::MaintenanceFailed(e));
+        }
+    }
+    before
 }
 
 /// One maintenance run. Unless `forced`, nothing happens before the
 /// maintenance period has passed since the last run.
-///
-/// Exclusivity: the lock is keyed by the generation of the state the run
-/// starts from and by the current time slot (one grace period long). Every
-/// contender that read the same state contends for the same key, so one
-/// wins; a winner that dies only blocks maintenance until the slot ends. A
-/// run commits only within the slot (and half a grace period) it started
-/// in, so a later slot's winner never overlaps it.
 pub(crate) fn run<K: KeyValue>(q: &KvWorkQueue<K>, forced: bool) -> Result<RescueReport> {
-    let now = q.now();
-    let state_key = q.keys.maintenance_state();
-    let state: MaintenanceState = q.get_json(&state_key)?.unwrap_or_default();
-    if !forced && now < state.last_run_at + q.config.maintenance_period_ms {
+    let s = state(q)?;
+    if !forced && q.now() < s.committed_at + q.config.maintenance_period_ms {
         return Ok(RescueReport::default());
     }
-    let slot = now / q.config.grace_ms;
-    let generation = state.generation;
-    if q.increment(&q.keys.maintenance_lock(generation, slot), 1)? != 1 {
+    run_from(q, &s)
+}
+
+/// The lock of the run after generation `generation`.
+struct MaintenanceLock<'a> {
+    keys: &'a super::keys::Keys,
+    generation: u64,
+}
+
+impl LockKeys for MaintenanceLock<'_> {
+    fn counter(&self, attempt: u32) -> CounterKey {
+        self.keys.lock(self.generation, attempt)
+    }
+    fn seen(&self, attempt: u32) -> String {
+        self.keys.lock_seen(self.generation, attempt)
+    }
+}
+
+fn run_from<K: KeyValue>(q: &KvWorkQueue<K>, read: &MaintenanceState) -> Result<RescueReport> {
+    let generation = read.generation;
+    let lock = MaintenanceLock {
+        keys: &q.keys,
+        generation,
+    };
+    // A holder that started right after the period is surely still at
+    // work for a deadline: noting that is a write for nothing.
+    let holder_due = read.committed_at + q.config.maintenance_period_ms + q.timing.deadline_ms;
+    let Acquired::Won { attempt, start } = lock::acquire(q, &lock, q.now() >= holder_due)? else {
+        return Ok(RescueReport::default());
+    };
+    // Re-read as the holder: the generation may be done already (and its
+    // lock keys deleted, which is how this caller could win it).
+    let s = state(q)?;
+    if s.generation != generation {
+        let stale = MaintenanceLock {
+            keys: &q.keys,
+            generation,
+        };
+        let keys = [stale.counter(attempt).0, stale.seen(attempt)];
+        q.kv.delete_many(&keys)?;
         return Ok(RescueReport::default());
     }
-    // Re-read: the state may have moved on between the first read and the
-    // lock (then this lock is for a generation that is already done).
-    let state: MaintenanceState = q.get_json(&state_key)?.unwrap_or_default();
-    if state.generation != generation {
-        return Ok(RescueReport::default());
-    }
-    let mut run = Run::start(q, state, now, (generation, slot))?;
+    let mut run = Run::start(q, s, q.deadline_from(start), attempt)?;
+    run.sweep_consumed();
+    run.delete_garbage()?;
     for _ in 0..ROUNDS {
         let before = run.progress();
         run.inbox(inbox::Inbox::Delayed)?;
         run.inbox(inbox::Inbox::Retries)?;
-        run.orphans()?;
         run.timers()?;
-        run.unblock_ring()?;
+        run.unblock_head()?;
         run.walk()?;
         run.completions()?;
+        run.dead_letters()?;
         if run.progress() == before {
             break;
         }
     }
+    run.retention()?;
     run.finish()
 }
 
@@ -110,39 +157,40 @@ pub(super) enum Requeue {
     Rescue,
     /// Its ring slot was taken by a request that died before leasing it.
     Retake,
-    /// It was written to a ring slot a dequeuer had already taken.
-    Orphan,
 }
-
-/// The error of a task dead-lettered because its last lease expired.
-pub(crate) const LEASE_EXPIRED: &str = "lease expired";
-
-/// Where a task is parked until `finish` gives it its real place.
-const UNPLACED: u64 = u64::MAX;
 
 /// One run in progress: what was read and what was decided.
 pub(super) struct Run<'a, K> {
     pub q: &'a KvWorkQueue<K>,
+    /// The time every decision of the run is made at.
     pub now: u64,
-    lock: (u64, u64),
+    deadline: Deadline,
+    attempt: u32,
     pub state: MaintenanceState,
-    pub ring_head: u64,
-    pub ring_tail: u64,
-    pub delayed_tail: u64,
-    pub retries_tail: u64,
-    pub completions_tail: u64,
-    pub orphans_tail: u64,
-    /// Orphan ranges to append again (their slots are not reserved yet).
-    pub reorphaned: Vec<super::record::OrphanRange>,
+    /// The counters as this run read them.
+    pub counters: Counters,
     /// Records read (and possibly changed) by this run.
-    pub records: HashMap<String, TaskRecord>,
+    pub records: BTreeMap<String, TaskRecord>,
+    pub heartbeats: BTreeMap<String, Heartbeat>,
     dirty: BTreeSet<String>,
     requeued: Vec<String>,
     dead: Vec<String>,
-    pub filed: Vec<(u64, TimerEntry)>,
+    /// Timers filed by this run: (due ms, entry).
+    pub filed: Vec<(u64, timers::TimerEntry)>,
+    /// Timer buckets this run consumed.
+    pub fired: BTreeSet<(super::keys::Wheel, u64)>,
+    /// Completion entries to append to their pipelines' indexes.
     pub indexed: Vec<super::record::CompletionEntry>,
-    pub markers: Vec<(String, u64)>,
-    pub stale_chunks: Vec<String>,
+    /// Entries of each pipeline's index that expired in this run.
+    pub expired: BTreeMap<String, u64>,
+    /// Keys the next run deletes (unless this run writes them again).
+    pub garbage: Vec<String>,
+    /// Keys this run deletes before it commits.
+    pub deletes: Vec<String>,
+    /// Writes made ahead of the commit's decisions (padding of the ring).
+    pub writes: Writes,
+    /// Undecodable values met by this run.
+    pub poison: Vec<(String, String)>,
     pub report: RescueReport,
 }
 
@@ -150,97 +198,86 @@ impl<'a, K: KeyValue> Run<'a, K> {
     fn start(
         q: &'a KvWorkQueue<K>,
         mut state: MaintenanceState,
-        now: u64,
-        lock: (u64, u64),
+        deadline: Deadline,
+        attempt: u32,
     ) -> Result<Self> {
         let c = q.read_counters(&[
-            &q.keys.head(Log::Ring),
+            &q.keys.ring_head(),
             &q.keys.tail(Log::Ring),
             &q.keys.tail(Log::Delayed),
             &q.keys.tail(Log::Retries),
             &q.keys.tail(Log::Completions),
-            &q.keys.tail(Log::Orphans),
+            &q.keys.tail(Log::DeadLetters),
+            &q.keys.tail(Log::SetAside),
         ])?;
-        if now >= state.mark.at + q.config.grace_ms {
-            state.graced = state.mark;
-            state.mark = Mark {
-                at: now,
-                ring_head: c[0],
-                ring_tail: c[1],
-                delayed_tail: c[2],
-                retries_tail: c[3],
-                completions_tail: c[4],
-                orphans_tail: c[5],
-            };
-        }
-        Ok(Self {
-            q,
-            now,
-            lock,
-            state,
+        // Read after the counters: every reservation they count was made
+        // before this instant.
+        let now = q.now();
+        let counters = Counters {
+            at: now,
             ring_head: c[0],
             ring_tail: c[1],
             delayed_tail: c[2],
             retries_tail: c[3],
             completions_tail: c[4],
-            orphans_tail: c[5],
-            reorphaned: Vec::new(),
-            records: HashMap::new(),
+            dead_tail: c[5],
+            set_aside_tail: c[6],
+        };
+        if now >= state.mark.at + q.timing.abandon_after_ms {
+            state.graced = state.mark;
+            state.mark = counters;
+        }
+        let garbage: Vec<String> = q
+            .get_json(&q.keys.garbage())
+            .unwrap_or(None)
+            .unwrap_or_default();
+        Ok(Self {
+            q,
+            now,
+            deadline,
+            attempt,
+            state,
+            counters,
+            records: BTreeMap::new(),
+            heartbeats: BTreeMap::new(),
             dirty: BTreeSet::new(),
             requeued: Vec::new(),
             dead: Vec::new(),
             filed: Vec::new(),
+            fired: BTreeSet::new(),
             indexed: Vec::new(),
-            markers: Vec::new(),
-            stale_chunks: Vec::new(),
+            expired: BTreeMap::new(),
+            garbage: Vec::new(),
+            deletes: garbage,
+            writes: Writes::default(),
+            poison: Vec::new(),
             report: RescueReport::default(),
         })
     }
 
     /// The cursors, to tell whether a pass moved any of them.
-    fn progress(&self) -> (u64, u64, u64, u64, u64) {
-        let s = &self.state;
+    fn progress(&self) -> (state::Cursors, state::WheelCursors, u64, usize) {
         (
-            s.walk,
-            s.delayed + s.retries + s.orphans,
-            s.completions,
-            s.timers.len() as u64,
-            self.ring_head,
+            self.state.cursors,
+            self.state.wheel,
+            self.counters.ring_head,
+            self.filed.len() + self.requeued.len(),
         )
     }
 
     /// Read the records of `ids` afresh — except those this run already
     /// changed, whose changed copy is what the run will write.
     pub fn load<'i>(&mut self, ids: impl IntoIterator<Item = &'i String>) -> Result<()> {
-        let fresh: Vec<&str> = ids
+        let fresh: BTreeSet<&str> = ids
             .into_iter()
             .filter(|id| !self.dirty.contains(*id))
             .map(String::as_str)
             .collect();
         let loaded = self.q.load_tasks(fresh)?;
-        self.records.extend(loaded);
+        self.records.extend(loaded.records);
+        self.heartbeats.extend(loaded.heartbeats);
+        self.poison.extend(loaded.poison);
         Ok(())
-    }
-
-    /// Ids among `ids` whose task has a stored result.
-    pub fn completed(
-        &self,
-        ids: &[String],
-    ) -> Result<HashMap<String, super::record::ResultRecord>> {
-        self.q
-            .load_results(ids.iter().filter_map(|id| self.records.get(id)))
-    }
-
-    /// A stored result overrides the record: mark it completed.
-    pub fn repair(&mut self, id: &str, result: &super::record::ResultRecord) {
-        if let Some(r) = self.records.get_mut(id) {
-            r.state = State::Completed {
-                lease_id: result.lease_id.clone(),
-                seq: result.seq,
-            };
-            r.updated_at = self.now;
-            self.dirty.insert(id.to_string());
-        }
     }
 
     /// Send a task back to the ring.
@@ -250,23 +287,22 @@ impl<'a, K: KeyValue> Run<'a, K> {
         };
         match how {
             Requeue::Promote => {
-                r.requeue(Place::ring(UNPLACED), self.now, false);
+                self.state.totals.delayed_promoted += 1;
                 self.report.promoted += 1;
             }
             Requeue::Retry => {
                 r.task.attempt += 1;
-                r.requeue(Place::ring(UNPLACED), self.now, true);
+                self.state.totals.retries_promoted += 1;
                 self.report.promoted += 1;
             }
             Requeue::Rescue => {
                 r.task.attempt += 1;
-                r.requeue(Place::ring(UNPLACED), self.now, true);
-                self.report.rescued += 1;
                 self.state.totals.rescued += 1;
+                self.report.rescued += 1;
             }
-            Requeue::Retake => r.requeue(Place::ring(UNPLACED), self.now, true),
-            Requeue::Orphan => r.requeue(Place::ring(UNPLACED), self.now, false),
+            Requeue::Retake => {}
         }
+        r.requeue(Place::ring(UNPLACED), self.now);
         self.requeued.push(id.to_string());
         self.dirty.insert(id.to_string());
     }
@@ -285,7 +321,6 @@ impl<'a, K: KeyValue> Run<'a, K> {
             error: LEASE_EXPIRED.to_string(),
             failed_at: self.now,
         };
-        r.at = Place::dead_letters(UNPLACED);
         r.updated_at = self.now;
         self.report.dead_lettered += 1;
         self.state.totals.rescued_dead += 1;
@@ -293,100 +328,85 @@ impl<'a, K: KeyValue> Run<'a, K> {
         self.dirty.insert(id.to_string());
     }
 
-    /// Ring slots at the head that are reserved but unwritten since before
-    /// the graced mark belong to requests that died: take them so
-    /// dequeuers move on (the walk counts them as holes later).
-    fn unblock_ring(&mut self) -> Result<()> {
-        let head = self.ring_head;
-        let end = self
-            .ring_tail
-            .min(self.state.graced.ring_tail)
-            .min(head + BUDGET);
-        if head >= end {
+    /// Delete the garbage of committed runs, the consumed entries queued
+    /// by [`Run::sweep_consumed`] and the keys of locks no contender can
+    /// touch any more — all before this run reads anything else.
+    fn delete_garbage(&mut self) -> Result<()> {
+        let q = self.q;
+        let old = self.now.saturating_sub(q.timing.abandon_after_ms);
+        for s in self
+            .state
+            .spent_locks
+            .iter()
+            .filter(|s| s.released_at <= old)
+        {
+            let lock = MaintenanceLock {
+                keys: &q.keys,
+                generation: s.generation,
+            };
+            self.deletes.extend(lock::keys_up_to(&lock, s.attempt));
+        }
+        self.state.spent_locks.retain(|s| s.released_at > old);
+        if self.deletes.is_empty() {
             return Ok(());
         }
-        let keys: Vec<String> = (head..end)
-            .map(|n| self.q.keys.entry(Log::Ring, n))
-            .collect();
-        let found: std::collections::HashSet<String> = self
-            .q
-            .kv
-            .get_many(&keys)?
-            .into_iter()
-            .map(|(k, _)| k)
-            .collect();
-        let holes = keys.iter().take_while(|k| !found.contains(*k)).count() as u64;
-        if holes > 0 {
-            // Should a dequeuer move the head meanwhile, the slots taken
-            // here may hold tasks: the walk re-queues those after the grace.
-            self.ring_head = self.q.increment(&self.q.keys.head(Log::Ring), holes)?;
-        }
+        q.within(self.deadline, q.now(), "maintenance")?;
+        q.kv.delete_many(&std::mem::take(&mut self.deletes))?;
         Ok(())
     }
 
-    /// Fail if this run has outlived its lock: another slot's winner may be
-    /// running, so nothing is written and the next run decides again.
-    fn check_lock(&self) -> Result<()> {
-        let now = self.q.now();
-        let grace = self.q.config.grace_ms;
-        if now / grace != self.lock.1 || now.saturating_sub(self.now) >= grace / 2 {
-            return Err(QueueError::TooSlow(
-                "maintenance run outlived its lock".into(),
-            ));
-        }
-        Ok(())
-    }
-
-    /// Place re-queued and dead-lettered tasks, then write every decision
-    /// and the new state in one `set_many`.
+    /// Write every decision and the new state in one `set_many` (through
+    /// the ring, which places what this run re-queued), after deleting the
+    /// garbage of committed runs.
     fn finish(mut self) -> Result<RescueReport> {
         let q = self.q;
-        self.check_lock()?;
-        let mut writes = Writes::default();
-        let first = q.append(Log::Ring, &self.requeued, &mut writes)?;
-        for (i, id) in self.requeued.iter().enumerate() {
-            if let Some(r) = self.records.get_mut(id) {
-                r.at = Place::ring(first + i as u64);
+        let mut writes = std::mem::take(&mut self.writes);
+        if !self.dead.is_empty() {
+            let first = q.reserve(Log::DeadLetters, self.dead.len() as u64)?;
+            for (i, id) in self.dead.iter().enumerate() {
+                let n = first + i as u64;
+                writes.put(
+                    q.keys.entry(Log::DeadLetters, n),
+                    &DeadLetterRef {
+                        id: id.clone(),
+                        failed_at: self.now,
+                    },
+                );
+                if let Some(r) = self.records.get_mut(id) {
+                    r.at = Place::dead_letters(n);
+                }
             }
         }
-        let refs: Vec<DeadLetterRef> = self
-            .dead
-            .iter()
-            .map(|id| DeadLetterRef {
-                id: id.clone(),
-                failed_at: self.now,
-            })
-            .collect();
-        let first = q.append(Log::DeadLetters, &refs, &mut writes)?;
-        for (i, id) in self.dead.iter().enumerate() {
-            if let Some(r) = self.records.get_mut(id) {
-                r.at = Place::dead_letters(first + i as u64);
-            }
-        }
-        q.append(Log::Orphans, &self.reorphaned, &mut writes)?;
-        for id in &self.dirty {
+        let poison = std::mem::take(&mut self.poison);
+        set_aside::record(q, &poison, &mut writes)?;
+        self.write_timers(&mut writes)?;
+        self.write_index(&mut writes)?;
+        let requeued: BTreeSet<&String> = self.requeued.iter().collect();
+        for id in self.dirty.iter().filter(|id| !requeued.contains(id)) {
             if let Some(r) = self.records.get(id) {
                 writes.put(q.keys.task(id), r);
             }
         }
-        self.write_timers(&mut writes)?;
-        // A bucket processed and filed again in this run is rewritten, not
-        // garbage.
-        self.stale_chunks.retain(|k| !writes.contains(k));
-        self.write_index(&mut writes)?;
-        let previous_lock = self.state.last_lock.replace(self.lock);
+        let records: Vec<TaskRecord> = self
+            .requeued
+            .iter()
+            .filter_map(|id| self.records.get(id).cloned())
+            .collect();
+        // Garbage of this run: what it consumed and does not write again.
+        self.garbage.retain(|k| !writes.contains(k));
+        self.garbage.sort();
+        self.garbage.dedup();
+        self.state.spent_locks.push(SpentLock {
+            generation: self.state.generation,
+            attempt: self.attempt,
+            released_at: self.now,
+        });
         self.state.generation += 1;
-        self.state.last_run_at = self.now;
+        self.state.committed_at = self.now;
         writes.put(q.keys.maintenance_state(), &self.state);
-        self.check_lock()?;
-        writes.commit(&q.kv)?;
-        // Garbage only from here: failures leave a key behind, nothing more.
-        if let Some((generation, slot)) = previous_lock {
-            let _ = q.kv.delete(&q.keys.maintenance_lock(generation, slot).0);
-        }
-        for key in &self.stale_chunks {
-            let _ = q.kv.delete(key);
-        }
+        writes.put(q.keys.garbage(), &self.garbage);
+        let deadline = self.deadline;
+        ring::publish(q, "maintenance", records, writes, deadline, |_| Ok(()))?;
         Ok(self.report)
     }
 }

@@ -1,0 +1,81 @@
+//! Exclusive work by `increment` alone, with takeover when the holder
+//! dies: used by maintenance (one run per generation) and by redrive (one
+//! redrive per dead-lettering).
+//!
+//! A lock is a series of counters, attempt 0, 1, 2…: whoever increments
+//! an attempt's counter to 1 holds the work and must issue its last write
+//! within the request deadline of the clock reading taken just before that
+//! increment. A contender that finds the attempt held writes down when it
+//! saw that (`seen`, its clock read after its increment, so after the
+//! holder's start); once `seen + takeover_after` has passed, the holder's
+//! last write has landed or never will (`Timing::check`), and the next
+//! contender moves on to the next attempt. Holders re-read what they are
+//! about to change after winning, so a takeover of work already done does
+//! nothing.
+//!
+//! Cost: one increment for the winner; a contender also reads `seen`, and
+//! writes it once when it is absent.
+
+use super::keys::CounterKey;
+use super::KvWorkQueue;
+use crate::error::Result;
+use crate::kv::KeyValue;
+
+/// Attempts tried before giving up: each needs a holder that died.
+pub(crate) const MAX_ATTEMPTS: u32 = 4;
+
+/// The outcome of [`acquire`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Acquired {
+    /// This caller holds attempt `attempt`; its deadline counts from
+    /// `start`.
+    Won { attempt: u32, start: u64 },
+    /// Someone else holds it (or may still be writing).
+    Held,
+}
+
+/// Where a lock lives.
+pub(crate) trait LockKeys {
+    /// The counter of attempt `attempt`.
+    fn counter(&self, attempt: u32) -> CounterKey;
+    /// When a contender first saw attempt `attempt` held.
+    fn seen(&self, attempt: u32) -> String;
+}
+
+/// Try to take the lock. `note_seen`: whether a contender that finds the
+/// lock held writes down when (always safe; skipping it only delays a
+/// takeover, and saves a write when the holder is surely alive).
+pub(crate) fn acquire<K: KeyValue>(
+    q: &KvWorkQueue<K>,
+    keys: &impl LockKeys,
+    note_seen: bool,
+) -> Result<Acquired> {
+    for attempt in 0..MAX_ATTEMPTS {
+        let start = q.now();
+        if q.increment(&keys.counter(attempt), 1)? == 1 {
+            return Ok(Acquired::Won { attempt, start });
+        }
+        let seen_key = keys.seen(attempt);
+        match q.get_json::<u64>(&seen_key).unwrap_or(None) {
+            None => {
+                if note_seen {
+                    let now = q.now();
+                    q.kv.set(&seen_key, &super::store::encode(&now))?;
+                }
+                return Ok(Acquired::Held);
+            }
+            Some(seen) if q.now() < seen + q.timing.takeover_after_ms => {
+                return Ok(Acquired::Held);
+            }
+            Some(_) => {} // its holder is gone: try the next attempt
+        }
+    }
+    Ok(Acquired::Held)
+}
+
+/// Every key of attempts `0..=last`, for deletion once the work is done.
+pub(crate) fn keys_up_to(keys: &impl LockKeys, last: u32) -> Vec<String> {
+    (0..=last.min(MAX_ATTEMPTS))
+        .flat_map(|a| [keys.counter(a).0, keys.seen(a)])
+        .collect()
+}
