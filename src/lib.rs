@@ -61,7 +61,7 @@ pub mod worker;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{QueueConfig, RetryPolicy};
-pub use engine::KvWorkQueue;
+pub use engine::{Event, KvWorkQueue, Observer, StderrObserver};
 pub use error::{Invalid, InvalidKind, QueueError, Result};
 pub use local::LocalWorkQueue;
 pub use model::{

@@ -430,3 +430,81 @@ async fn rescue_promotes_due_delayed_tasks() {
         assert_eq!(bare.status, 200, "rescue needs no body");
     }
 }
+
+/// `depth` arrays, one inside the other, as JSON text.
+fn nested_text(depth: usize) -> String {
+    format!("{}0{}", "[".repeat(depth), "]".repeat(depth))
+}
+
+/// An input nested 126 levels deep used to be accepted, then stored one
+/// level deeper than the store's decoder reads: every later read of it
+/// failed and wedged maintenance. Now it is a 422 naming the field.
+#[tokio::test]
+async fn an_input_nested_too_deep_is_422_and_nothing_is_enqueued() {
+    for fx in setup() {
+        let body = format!(
+            r#"{{"pipeline_id":"p","node_name":"deep","input":{}}}"#,
+            nested_text(126)
+        );
+        let req = ApiRequest::new("POST", "/v1/tasks")
+            .with_header("content-type", "application/json")
+            .with_body(body.into_bytes());
+        let resp = fx.call(req).await;
+        let out = resp.json_body();
+        assert_error(resp.status, &out, 422, "invalid_task");
+        assert!(
+            out["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("input nests"),
+            "{out}"
+        );
+        assert_eq!(fx.get("/v1/stats").await.1["pending"], 0);
+        // As deep as allowed is fine.
+        let ok = format!(
+            r#"{{"pipeline_id":"p","node_name":"deep","input":{}}}"#,
+            nested_text(spin_work_queue::config::MAX_JSON_DEPTH)
+        );
+        let req = ApiRequest::new("POST", "/v1/tasks")
+            .with_header("content-type", "application/json")
+            .with_body(ok.into_bytes());
+        assert_eq!(fx.call(req).await.status, 201);
+    }
+}
+
+/// An output nested too deep is `invalid_output`; the lease stays usable.
+#[tokio::test]
+async fn an_output_nested_too_deep_is_422_invalid_output() {
+    for fx in setup() {
+        fx.enqueue(task("a")).await;
+        let (id, lease) = fx.dequeue(1).await.remove(0);
+        let body = format!(
+            r#"{{"lease_id":"{lease}","output":{}}}"#,
+            nested_text(spin_work_queue::config::MAX_JSON_DEPTH + 1)
+        );
+        let req = ApiRequest::new("POST", &format!("/v1/tasks/{id}/ack"))
+            .with_header("content-type", "application/json")
+            .with_body(body.into_bytes());
+        let resp = fx.call(req).await;
+        assert_error(resp.status, &resp.json_body(), 422, "invalid_output");
+        let (status, _) = fx
+            .post(
+                &format!("/v1/tasks/{id}/ack"),
+                json!({"lease_id": lease, "output": 1}),
+            )
+            .await;
+        assert_eq!(status, 200);
+    }
+}
+
+/// `GET /v1/set-aside` lists values the queue could not decode (none
+/// here); its `limit` is checked like the dead-letter list's.
+#[tokio::test]
+async fn the_set_aside_list_is_readable_and_bounded() {
+    for fx in setup() {
+        assert_eq!(fx.get("/v1/set-aside").await, (200, json!({"entries": []})));
+        let (status, out) = fx.get("/v1/set-aside?limit=1001").await;
+        assert_error(status, &out, 422, "invalid_request");
+        assert_eq!(fx.get("/v1/stats").await.1["set_aside"], 0);
+    }
+}

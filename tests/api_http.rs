@@ -197,3 +197,68 @@ fn openapi_describes_exactly_the_routes_of_the_api() {
     }
     assert!(ops.contains(&("POST".into(), "/worker/drain".into())));
 }
+
+/// A record the queue cannot decode is set aside when a dequeue meets it:
+/// the dequeue delivers the rest, the value is listed with its key, and
+/// the stats count it.
+#[tokio::test]
+async fn an_undecodable_record_is_set_aside_and_the_rest_delivered() {
+    use spin_work_queue::kv::{KeyValue, MemoryKv};
+    use spin_work_queue::{KvWorkQueue, ManualClock};
+    use std::sync::Arc;
+    let store = Arc::new(MemoryKv::new());
+    let queue = KvWorkQueue::with_config(
+        store.clone(),
+        spin_work_queue::QueueConfig::default(),
+        Arc::new(ManualClock::new(api_support::START_MS)),
+    )
+    .unwrap()
+    .with_observer(Arc::new(Quiet));
+    let config = ApiConfig::default();
+    let call = |req: ApiRequest| {
+        let q = &queue;
+        let c = &config;
+        async move { api::handle(q, c, &req).await }
+    };
+    let body = json!({"tasks": [
+        {"id": "bad", "pipeline_id": "p", "node_name": "a"},
+        {"id": "good", "pipeline_id": "p", "node_name": "b"},
+    ]});
+    assert_eq!(
+        call(ApiRequest::json("POST", "/v1/tasks", &body))
+            .await
+            .status,
+        201
+    );
+    store.set("wq/t/bad", b"\xffnot json").unwrap();
+    let resp = call(ApiRequest::json(
+        "POST",
+        "/v1/dequeue",
+        &json!({"worker_id": "w", "max": 10}),
+    ))
+    .await;
+    assert_eq!(resp.status, 200);
+    let ids: Vec<_> = resp.json_body()["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["task"]["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, ["good"]);
+    let listed = call(ApiRequest::new("GET", "/v1/set-aside"))
+        .await
+        .json_body();
+    assert_eq!(listed["entries"][0]["key"], "wq/t/bad", "{listed}");
+    let stats = call(ApiRequest::new("GET", "/v1/stats")).await.json_body();
+    assert_eq!(stats["set_aside"], 1, "{stats}");
+    let status = call(ApiRequest::new("GET", "/v1/tasks/bad")).await;
+    assert_eq!(status.status, 500);
+    assert_eq!(status.json_body()["error"]["code"], "store_corrupt");
+}
+
+/// An observer that keeps quiet (the events are expected here).
+struct Quiet;
+
+impl spin_work_queue::Observer for Quiet {
+    fn event(&self, _: &spin_work_queue::Event) {}
+}

@@ -433,3 +433,49 @@ async fn without_the_configured_token_every_call_is_401() {
     assert!(anonymous.stats().await.is_err());
     assert!(app.client().stats().await.is_ok());
 }
+
+/// Two bursts of 60 concurrent single-task enqueues, then one lone task:
+/// every task is completed by the drains the enqueues push, with nothing
+/// else calling the API (the checks only read). The queue used to stall
+/// after the first burst: concurrent drains ran the ring's head past its
+/// tail, and every later task waited for maintenance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bursts_of_concurrent_enqueues_leave_nothing_pending() {
+    let app = default_app(Options::default()).await;
+    let q = std::sync::Arc::new(app.client());
+    let pipeline = unique("burst");
+    let mut ids = Vec::new();
+    for (round, size) in [(0, 60), (1, 60), (2, 1)] {
+        let started = std::time::Instant::now();
+        let sends: Vec<_> = (0..size)
+            .map(|i| {
+                let q = q.clone();
+                let task = echo_task(&pipeline, json!({ "round": round, "i": i }));
+                tokio::spawn(async move { q.enqueue_batch(vec![task]).await })
+            })
+            .collect();
+        for s in sends {
+            ids.push(s.await.unwrap().unwrap().remove(0).id);
+        }
+        let expected = ids.len();
+        eventually(
+            &format!("round {round}: all {expected} tasks completed"),
+            Duration::from_secs(20),
+            || async {
+                let results = q.collect_results(&pipeline).await.ok()?;
+                (results.len() == expected).then_some(())
+            },
+        )
+        .await;
+        eprintln!(
+            "round {round}: {size} tasks completed in {:?}",
+            started.elapsed()
+        );
+    }
+    for id in &ids {
+        assert!(matches!(
+            q.status(id).await.unwrap(),
+            Some(TaskStatus::Completed { .. })
+        ));
+    }
+}

@@ -38,9 +38,11 @@ pub struct ApiConfig {
     pub retry: RetryPolicy,
     /// Minimum interval between maintenance runs (`maintenance_period_ms`).
     pub maintenance_period_ms: u64,
-    /// Time after which work of a request that died is recovered
-    /// (`grace_ms`).
+    /// The unit of the engine's time bounds (`grace_ms`, see
+    /// [`Timing`](crate::config::Timing)).
     pub grace_ms: u64,
+    /// How long finished tasks are kept (`retention_ms`; `0` = forever).
+    pub retention_ms: u64,
 }
 
 impl Default for ApiConfig {
@@ -55,6 +57,7 @@ impl Default for ApiConfig {
             retry: RetryPolicy::default(),
             maintenance_period_ms: config::DEFAULT_MAINTENANCE_PERIOD_MS,
             grace_ms: config::DEFAULT_GRACE_MS,
+            retention_ms: config::DEFAULT_RETENTION_MS,
         }
     }
 }
@@ -105,6 +108,7 @@ impl ApiConfig {
                 config::DEFAULT_MAINTENANCE_PERIOD_MS,
             )?,
             grace_ms: parse_or(&set, "grace_ms", config::DEFAULT_GRACE_MS)?,
+            retention_ms: parse_or(&set, "retention_ms", config::DEFAULT_RETENTION_MS)?,
         };
         config.validated()
     }
@@ -131,6 +135,7 @@ impl ApiConfig {
             retry: self.retry.clone(),
             maintenance_period_ms: self.maintenance_period_ms,
             grace_ms: self.grace_ms,
+            retention_ms: self.retention_ms,
             ..QueueConfig::default()
         }
     }

@@ -38,7 +38,7 @@ pub(crate) fn run<K: KeyValue>(
     let now = q.now();
     let mut outcomes: Vec<Option<Result<TaskStatus>>> = Vec::with_capacity(acks.len());
     let mut completing: Vec<Completing> = Vec::new();
-    let mut first_of: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut completed_by: BTreeMap<&str, usize> = BTreeMap::new();
     for (i, ack) in acks.iter().enumerate() {
         if let Err(e) = validate_output(&ack.output) {
             outcomes.push(Some(Err(e)));
@@ -58,8 +58,8 @@ pub(crate) fn run<K: KeyValue>(
             })));
             continue;
         };
-        if let Some(&first) = first_of.get(ack.id.as_str()) {
-            // The same task twice in one batch: only its first ack counts.
+        if let Some(&first) = completed_by.get(ack.id.as_str()) {
+            // Completed earlier in this batch: as if the acks ran in turn.
             outcomes.push(Some(if acks[first].lease_id == ack.lease_id {
                 Ok(TaskStatus::Completed {
                     output: acks[first].output.clone(),
@@ -69,12 +69,12 @@ pub(crate) fn run<K: KeyValue>(
             }));
             continue;
         }
-        first_of.insert(&ack.id, i);
         let outcome = match &record.state {
             // A repeated ack by the completing lease gets the recorded output.
             State::Completed { lease_id, .. } if *lease_id == ack.lease_id => Ok(record.status()),
             State::InProgress { .. } => match record.lease(loaded.heartbeats.get(&ack.id)) {
                 Some((lease, expiry)) if lease.id == ack.lease_id && now < expiry + late => {
+                    completed_by.insert(&ack.id, i);
                     completing.push(Completing { index: i, expiry });
                     outcomes.push(None);
                     continue;

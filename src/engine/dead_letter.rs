@@ -71,6 +71,9 @@ impl LockKeys for RedriveLock<'_> {
     fn seen(&self, attempt: u32) -> String {
         self.keys.redrive_seen(self.entry, attempt)
     }
+    fn next(&self) -> String {
+        self.keys.redrive_next(self.entry)
+    }
 }
 
 pub(crate) fn redrive<K: KeyValue>(q: &KvWorkQueue<K>, task_id: &str) -> Result<TaskStatus> {
@@ -80,13 +83,27 @@ pub(crate) fn redrive<K: KeyValue>(q: &KvWorkQueue<K>, task_id: &str) -> Result<
         keys: &q.keys,
         entry,
     };
-    let Acquired::Won { start, .. } = lock::acquire(q, &lock, true)? else {
+    let Acquired::Won { start, attempt } = lock::acquire(q, &lock, true)? else {
         return Err(wrong_state(
             task_id,
             "being redriven",
             "another redrive of this task is in progress; retry in a few seconds",
         ));
     };
+    let done = redrive_held(q, task_id, entry, start);
+    if done.is_err() {
+        lock::release(q, &lock, attempt);
+    }
+    done
+}
+
+/// The redrive, once its lock is held.
+fn redrive_held<K: KeyValue>(
+    q: &KvWorkQueue<K>,
+    task_id: &str,
+    entry: u64,
+    start: u64,
+) -> Result<TaskStatus> {
     // Re-read as the lock's holder: a redrive that finished meanwhile (or
     // one taken over) has moved the task on.
     let record = dead_record(q, task_id)?;

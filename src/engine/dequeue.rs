@@ -35,9 +35,12 @@ pub(crate) fn run<K: KeyValue>(
     let mut leased: BTreeMap<String, (u64, TaskRecord)> = BTreeMap::new();
     let mut order: Vec<String> = Vec::new();
     let mut poison = Vec::new();
+    // Tasks taken beyond `max` (the head moved between the peek and the
+    // take): handed back to the ring.
+    let mut spill: Vec<TaskRecord> = Vec::new();
     let mut start = None;
     for _ in 0..MAX_ROUNDS {
-        let want = max - order.len();
+        let want = max.saturating_sub(order.len());
         if want == 0 {
             break;
         }
@@ -64,6 +67,10 @@ pub(crate) fn run<K: KeyValue>(
                 || leased.contains_key(&id)
             {
                 continue; // a stale entry: the task lives elsewhere now
+            }
+            if order.len() == max {
+                spill.push(record.clone());
+                continue;
             }
             order.push(id.clone());
             leased.insert(id, (slot, record.clone()));
@@ -96,6 +103,11 @@ pub(crate) fn run<K: KeyValue>(
         writes.put(q.keys.task(id), &*record);
     }
     let committed = q.commit_checked("dequeue", writes, |now| q.within(deadline, now, "dequeue"));
+    if committed.is_ok() && !spill.is_empty() {
+        // Best effort: a task not handed back stays in its taken slot, and
+        // maintenance re-queues it once the slot is abandoned.
+        let _ = ring::publish(q, "dequeue", spill, Writes::default(), deadline, |_| Ok(()));
+    }
     if out.is_empty() {
         // Only padding and set-aside entries were at stake: without them
         // slots stay empty a little longer, which every reader handles.

@@ -120,9 +120,19 @@ fn lookup<K: KeyValue>(q: &KvWorkQueue<K>, named: &[Named]) -> Result<BTreeMap<u
             .values
             .get(&q.keys.idempotency(&n.key))
             .and_then(|v| v.as_str().map(str::to_string));
-        let by_key_record = record(&q.keys.task(&n.key))
+        // A task whose id is the key owns it when that is its key; one
+        // that cannot be read is assumed to (nothing runs twice).
+        let key_record = q.keys.task(&n.key);
+        let by_key_record = record(&key_record)
             .filter(|r| r.task.idempotency_key == n.key)
-            .map(|r| r.task.id);
+            .map(|r| r.task.id)
+            .or_else(|| {
+                found
+                    .poison
+                    .iter()
+                    .any(|(k, _)| *k == key_record)
+                    .then(|| n.key.clone())
+            });
         // A stored record at this id, readable or not, takes the id.
         let id_key = q.keys.task(&n.id);
         let by_id = (found.values.contains_key(&id_key)

@@ -122,6 +122,11 @@ impl Keys {
         format!("{}/x/{n}/r/{attempt}/seen", self.prefix)
     }
 
+    /// `{p}/x/{n}/r/next`: the newest attempt of that redrive lock.
+    pub(crate) fn redrive_next(&self, n: u64) -> String {
+        format!("{}/x/{n}/r/next", self.prefix)
+    }
+
     /// `{p}/x/redriven`: dead-lettered tasks put back in the queue.
     pub(crate) fn redriven(&self) -> CounterKey {
         CounterKey(format!("{}/x/redriven", self.prefix))
@@ -147,6 +152,11 @@ impl Keys {
     /// that lock held.
     pub(crate) fn lock_seen(&self, generation: u64, attempt: u32) -> String {
         format!("{}/m/l/{generation}/{attempt}/seen", self.prefix)
+    }
+
+    /// `{p}/m/l/{generation}/next`: the newest attempt of that lock.
+    pub(crate) fn lock_next(&self, generation: u64) -> String {
+        format!("{}/m/l/{generation}/next", self.prefix)
     }
 
     /// `{p}/m/t/{second}` or `{p}/m/w/{hour}` (chunk 0), then `…/{chunk}`:
@@ -204,6 +214,8 @@ mod tests {
         values.extend((0..3).map(|n| k.redrive_seen(n, 0)));
         counters.push(k.lock(3, 0));
         values.push(k.lock_seen(3, 0));
+        values.push(k.lock_next(3));
+        values.push(k.redrive_next(3));
         for wheel in [Wheel::Seconds, Wheel::Hours] {
             values.extend((0..3).map(|c| k.timer_chunk(wheel, 7, c)));
         }

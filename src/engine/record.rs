@@ -180,12 +180,15 @@ impl TaskRecord {
         Some((lease, lease.expires_at.max(extended)))
     }
 
-    /// Make the task pending again at `at`, due at `now`.
+    /// Make the task pending again at `at`, due at `now` (`updated_at`
+    /// moves only when the state changes: not for a delay that ended).
     pub(crate) fn requeue(&mut self, at: Place, now: u64) {
+        if self.state != State::Pending {
+            self.updated_at = now;
+        }
         self.state = State::Pending;
         self.at = at;
         self.not_before = now;
-        self.updated_at = now;
     }
 }
 

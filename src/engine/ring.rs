@@ -29,11 +29,14 @@
 
 use super::keys::Log;
 use super::record::{Place, RingEntry, TaskRecord};
-use super::store::{Deadline, Writes};
+use super::store::{Deadline, Decoded, Writes};
 use super::KvWorkQueue;
 use crate::error::Result;
 use crate::kv::KeyValue;
 use std::collections::BTreeMap;
+
+/// Slots a dequeuer looks further when the next `want` hold no task.
+const LOOKAHEAD: u64 = 1_000;
 
 /// How many times a writer publishes tasks whose slots were given up by
 /// their takers before leaving them to maintenance.
@@ -156,19 +159,44 @@ pub(crate) fn take<K: KeyValue>(
     if head >= tail || want == 0 {
         return Ok(None);
     }
-    let window: Vec<u64> = (head..tail.min(head + want)).collect();
-    let keys: Vec<String> = window.iter().map(|&s| q.keys.entry(Log::Ring, s)).collect();
-    let peeked = q.read_many::<RingEntry>(&keys)?;
+    // Look `want` slots ahead, further when those hold no task (padding
+    // and dead holes are taken in passing, in the same increment).
+    let mut window: Vec<u64> = (head..tail.min(head + want)).collect();
+    let mut keys: Vec<String> = window.iter().map(|&s| q.keys.entry(Log::Ring, s)).collect();
+    let mut peeked = q.read_many::<RingEntry>(&keys)?;
+    let holds_task = |p: &Decoded<RingEntry>| p.values.values().any(Option::is_some);
+    if reach == Reach::LastWritten && !holds_task(&peeked) && tail > head + want {
+        let more: Vec<u64> = (head + want..tail.min(head + want + LOOKAHEAD)).collect();
+        let more_keys: Vec<String> = more.iter().map(|&s| q.keys.entry(Log::Ring, s)).collect();
+        let extra = q.read_many::<RingEntry>(&more_keys)?;
+        peeked.values.extend(extra.values);
+        peeked.poison.extend(extra.poison);
+        window.extend(more);
+        keys.extend(more_keys);
+    }
     let poisoned: Vec<&String> = peeked.poison.iter().map(|(k, _)| k).collect();
     let written = |i: usize| peeked.values.contains_key(&keys[i]) || poisoned.contains(&&keys[i]);
     let n = match reach {
-        Reach::LastWritten => match (0..window.len())
-            .rev()
-            .find(|&i| written(i) || window[i] < dead_tail)
-        {
-            Some(last) => last as u64 + 1,
-            None => return Ok(None), // only holes of writers still at work
-        },
+        Reach::LastWritten => {
+            // Through the `want`-th task, or the last slot worth taking.
+            let mut tasks = 0;
+            let mut last = None;
+            for i in 0..window.len() {
+                if matches!(peeked.values.get(&keys[i]), Some(Some(_))) {
+                    tasks += 1;
+                }
+                if written(i) || window[i] < dead_tail {
+                    last = Some(i);
+                }
+                if tasks == want {
+                    break;
+                }
+            }
+            match last {
+                Some(last) => last as u64 + 1,
+                None => return Ok(None), // only holes of writers still at work
+            }
+        }
         Reach::LeadingDead => (0..window.len())
             .take_while(|&i| !written(i) && window[i] < dead_tail)
             .count() as u64,
@@ -213,7 +241,7 @@ pub(crate) fn take<K: KeyValue>(
         .filter(|s| !entries.contains_key(s))
         .filter(|&s| !poison.iter().any(|(k, _)| *k == q.keys.entry(Log::Ring, s)))
         .collect();
-    for s in holes_to_settle(q, &empty, end, dead_tail, writes)? {
+    for s in holes_to_settle(q, &empty, dead_tail, writes)? {
         if q.increment(&q.keys.settle(s), 1)? >= 2 {
             // Its writer wrote before we gave up: the slot is ours to deliver.
             if let Some(e) = q.get_json::<RingEntry>(&q.keys.entry(Log::Ring, s))? {
@@ -238,7 +266,6 @@ pub(crate) fn take<K: KeyValue>(
 fn holes_to_settle<K: KeyValue>(
     q: &KvWorkQueue<K>,
     empty: &[u64],
-    end: u64,
     dead_tail: u64,
     writes: &mut Writes,
 ) -> Result<Vec<u64>> {
@@ -247,8 +274,12 @@ fn holes_to_settle<K: KeyValue>(
     }
     let tail = q.read_counter(&q.keys.tail(Log::Ring))?;
     let mut padded = 0..0;
-    if end > tail {
-        let d = end - tail;
+    // As many slots as this take got beyond the tail: concurrent takers
+    // pad for each other, and the tail catches up with the head without
+    // running ahead of it.
+    let beyond = empty.iter().filter(|&&s| s >= tail).count() as u64;
+    if beyond > 0 {
+        let d = beyond;
         let v = q.increment(&q.keys.tail(Log::Ring), d)?;
         padded = v - d..v;
         for s in padded.clone() {

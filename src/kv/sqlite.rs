@@ -52,6 +52,19 @@ impl SqliteKv {
         })
     }
 
+    /// Every key of this store, in order (an O(all keys) scan, for tests
+    /// and inspection — never on a queue's path).
+    pub fn keys(&self) -> Result<Vec<String>, KvError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached("SELECT key FROM spin_key_value WHERE store = ?1 ORDER BY key")
+            .map_err(unavailable)?;
+        let rows = stmt
+            .query_map(params![self.store], |r| r.get::<_, String>(0))
+            .map_err(unavailable)?;
+        rows.collect::<Result<_, _>>().map_err(unavailable)
+    }
+
     fn lock(&self) -> MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -309,3 +309,97 @@ pub async fn delayed_tasks_are_not_delivered_before_their_delay<F: Fixture>(fx: 
         assert_eq!(q.pending_count().await.unwrap(), before);
     }
 }
+
+/// A task whose id is another task's idempotency key is that task: the
+/// key is taken, whichever of the two forms came first.
+pub async fn an_id_equal_to_a_known_key_is_a_duplicate<F: Fixture>(fx: &F) {
+    let ctx = Ctx::new(fx, "key-id");
+    let q = ctx.q();
+    let key = ctx.id("k");
+    let first = ctx
+        .enqueue_one(NewTask {
+            idempotency_key: Some(key.clone()),
+            ..ctx.task("a")
+        })
+        .await;
+    let again = NewTask {
+        id: Some(key.clone()),
+        ..ctx.task("b")
+    };
+    assert_eq!(
+        q.enqueue_batch(vec![again]).await.unwrap(),
+        vec![dup(&first)]
+    );
+    assert_eq!(q.status(&key).await.unwrap(), None, "no task was made");
+
+    // And the other way round: an id first, then that id as a key.
+    let id = ctx.enqueue_one(ctx.task("c")).await;
+    let keyed = NewTask {
+        idempotency_key: Some(id.clone()),
+        ..ctx.task("d")
+    };
+    assert_eq!(q.enqueue_batch(vec![keyed]).await.unwrap(), vec![dup(&id)]);
+}
+
+/// Inputs nested deeper than `MAX_JSON_DEPTH` are refused whole, with the
+/// task's own error code; as deep as allowed is fine.
+pub async fn inputs_nested_too_deep_are_refused<F: Fixture>(fx: &F) {
+    use spin_work_queue::config::MAX_JSON_DEPTH;
+    use spin_work_queue::{InvalidKind, QueueError};
+    let ctx = Ctx::new(fx, "deep");
+    let q = ctx.q();
+    let nested = |depth: usize| {
+        let mut v = json!(0);
+        for _ in 0..depth {
+            v = json!([v]);
+        }
+        v
+    };
+    let too_deep = NewTask {
+        input: nested(MAX_JSON_DEPTH + 1),
+        ..ctx.task("deep")
+    };
+    match q.enqueue_batch(vec![ctx.task("fine"), too_deep]).await {
+        Err(QueueError::Invalid(i)) => {
+            assert_eq!(i.kind, InvalidKind::Task);
+            assert!(
+                i.message.starts_with("tasks[1]: input nests"),
+                "{}",
+                i.message
+            );
+        }
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+    ctx.assert_nothing_due().await;
+    let ok = ctx
+        .enqueue_one(NewTask {
+            input: nested(MAX_JSON_DEPTH),
+            ..ctx.task("deepest")
+        })
+        .await;
+    assert_eq!(
+        ctx.take(&ok, "w", None).await.task.input,
+        nested(MAX_JSON_DEPTH)
+    );
+}
+
+/// A delayed task that becomes due keeps its `updated_at`: its state did
+/// not change.
+pub async fn a_delay_ending_changes_no_timestamp<F: Fixture>(fx: &F) {
+    let ctx = Ctx::new(fx, "delay-time");
+    let id = ctx
+        .enqueue_one(NewTask {
+            delay_ms: 1_000,
+            ..ctx.task("later")
+        })
+        .await;
+    let created = ctx.info(&id).await;
+    ctx.advance(1_000);
+    ctx.rescue().await;
+    let due = ctx.info(&id).await;
+    assert_eq!(
+        (due.created_at, due.updated_at),
+        (created.created_at, created.updated_at)
+    );
+    assert_eq!(due.status, TaskStatus::Pending);
+}

@@ -328,3 +328,55 @@ pub async fn ack_batch_reports_each_item<F: Fixture>(fx: &F) {
     let want = vec![("a".to_string(), json!("a")), ("c".to_string(), json!("c"))];
     assert_eq!(ctx.results().await, want);
 }
+
+/// The acks of one batch count as if made in turn: a stale lease before
+/// the live one of the same task loses, the live one completes it.
+pub async fn a_batch_with_a_stale_then_a_live_ack_of_one_task_completes_it<F: Fixture>(fx: &F) {
+    let ctx = Ctx::new(fx, "batch-stale");
+    let q = ctx.q();
+    let id = ctx.enqueue_one(ctx.task("n")).await;
+    let stale = ctx.take(&id, "w", Some(1_000)).await;
+    ctx.advance(1_000 + rescue_after_ms());
+    ctx.rescue().await;
+    let live = ctx.take(&id, "w", None).await;
+    let ack = |lease: &str, out: serde_json::Value| Ack {
+        id: id.clone(),
+        lease_id: lease.to_string(),
+        output: out,
+    };
+    let results = q
+        .ack_batch(vec![
+            ack(&stale.lease.id, json!("stale")),
+            ack(&live.lease.id, json!("live")),
+        ])
+        .await
+        .unwrap();
+    let mut results = results.into_iter();
+    assert_lease_lost(results.next().unwrap(), &id);
+    assert_eq!(results.next().unwrap().unwrap(), completed(json!("live")));
+    assert_eq!(ctx.status(&id).await, completed(json!("live")));
+}
+
+/// An output nested deeper than `MAX_JSON_DEPTH` is refused with
+/// `invalid_output`; the lease stays live for a valid ack.
+pub async fn outputs_nested_too_deep_are_refused<F: Fixture>(fx: &F) {
+    use spin_work_queue::config::MAX_JSON_DEPTH;
+    use spin_work_queue::{InvalidKind, QueueError};
+    let ctx = Ctx::new(fx, "deep-out");
+    let q = ctx.q();
+    let id = ctx.enqueue_one(ctx.task("n")).await;
+    let l = ctx.take(&id, "w", None).await;
+    let mut deep = json!(0);
+    for _ in 0..=MAX_JSON_DEPTH {
+        deep = json!({ "x": deep });
+    }
+    match q.ack(&id, &l.lease.id, deep).await {
+        Err(QueueError::Invalid(i)) => assert_eq!(i.kind, InvalidKind::Output),
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+    assert_eq!(ctx.status(&id).await, in_progress("w"));
+    assert_eq!(
+        q.ack(&id, &l.lease.id, json!("flat")).await.unwrap(),
+        completed(json!("flat"))
+    );
+}

@@ -1,6 +1,8 @@
 //! Shared helpers for the engine's crash, concurrency and cost tests.
 #![allow(dead_code)]
 
+pub mod hook;
+
 use serde_json::json;
 use spin_work_queue::kv::{KeyValue, MemoryKv};
 use spin_work_queue::*;
@@ -157,4 +159,15 @@ pub async fn check_invariants<K: KeyValue + Send + Sync>(
         }
     }
     statuses
+}
+
+/// Run an engine call (which never waits: its store calls are synchronous)
+/// to completion, from synchronous code such as a store hook.
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match f.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(v) => v,
+        std::task::Poll::Pending => panic!("an engine call waited"),
+    }
 }

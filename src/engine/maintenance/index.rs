@@ -77,6 +77,7 @@ impl<K: KeyValue> Run<'_, K> {
                 .map(|p| self.q.keys.pipeline_meta(p))
                 .collect::<Vec<_>>(),
         )?;
+        self.poison.extend(metas.poison.iter().cloned());
         for (pipeline, new) in by_pipeline {
             let keys = &self.q.keys;
             let meta_key = keys.pipeline_meta(&pipeline);
@@ -107,24 +108,24 @@ impl<K: KeyValue> Run<'_, K> {
             let before = meta.expired;
             meta.expired = (meta.expired + gone).min(meta.count);
             for c in before / INDEX_CHUNK..meta.expired / INDEX_CHUNK {
-                self.garbage.push(keys.pipeline_chunk(&pipeline, c));
+                self.doomed.push(keys.pipeline_chunk(&pipeline, c));
             }
             if meta.expired == meta.count {
-                // Nothing left: the index goes, and a later completion of
-                // this pipeline starts a fresh one.
+                // Nothing left: the index goes with the records of its last
+                // entries (in the next run), and a later completion of this
+                // pipeline starts a fresh one.
                 for c in meta.expired / INDEX_CHUNK..meta.count.div_ceil(INDEX_CHUNK) {
-                    self.garbage.push(keys.pipeline_chunk(&pipeline, c));
+                    self.doomed.push(keys.pipeline_chunk(&pipeline, c));
                 }
-                self.garbage.push(meta_key);
-            } else {
-                writes.put(meta_key, &meta);
+                self.doomed.push(meta_key.clone());
             }
+            writes.put(meta_key, &meta);
         }
         Ok(())
     }
 }
 
-/// Every completion entry of a pipeline that has not expired: its index,
+/// Every completion entry of a pipeline not yet deleted: its index,
 /// plus the end of the completion log that maintenance has not indexed yet
 /// (reads only). The state is read first, so whatever maintenance indexes
 /// meanwhile is found in the index or in the log.
@@ -140,13 +141,13 @@ pub(crate) fn pipeline_completions<K: KeyValue>(
     let chunk_keys: Vec<String> = (first_chunk..meta.count.div_ceil(INDEX_CHUNK))
         .map(|c| q.keys.pipeline_chunk(pipeline_id, c))
         .collect();
+    // Entries that expired stay listed until their records are deleted
+    // (by the next run): the caller reads the records, like `status`.
     let chunks = q.read_many::<Vec<CompletionEntry>>(&chunk_keys)?;
-    let skip = (meta.expired % INDEX_CHUNK) as usize;
     let mut out: Vec<CompletionEntry> = chunk_keys
         .iter()
         .filter_map(|k| chunks.values.get(k))
         .flatten()
-        .skip(skip)
         .cloned()
         .collect();
     let tail = q.read_counter(&q.keys.tail(Log::Completions))?;

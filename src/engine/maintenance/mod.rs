@@ -100,6 +100,9 @@ impl LockKeys for MaintenanceLock<'_> {
     fn seen(&self, attempt: u32) -> String {
         self.keys.lock_seen(self.generation, attempt)
     }
+    fn next(&self) -> String {
+        self.keys.lock_next(self.generation)
+    }
 }
 
 fn run_from<K: KeyValue>(q: &KvWorkQueue<K>, read: &MaintenanceState) -> Result<RescueReport> {
@@ -114,6 +117,20 @@ fn run_from<K: KeyValue>(q: &KvWorkQueue<K>, read: &MaintenanceState) -> Result<
     let Acquired::Won { attempt, start } = lock::acquire(q, &lock, q.now() >= holder_due)? else {
         return Ok(RescueReport::default());
     };
+    let done = run_held(q, generation, attempt, start);
+    if done.is_err() {
+        lock::release(q, &lock, attempt);
+    }
+    done
+}
+
+/// The run, once its lock is held.
+fn run_held<K: KeyValue>(
+    q: &KvWorkQueue<K>,
+    generation: u64,
+    attempt: u32,
+    start: u64,
+) -> Result<RescueReport> {
     // Re-read as the holder: the generation may be done already (and its
     // lock keys deleted, which is how this caller could win it).
     let s = state(q)?;
@@ -122,8 +139,7 @@ fn run_from<K: KeyValue>(q: &KvWorkQueue<K>, read: &MaintenanceState) -> Result<
             keys: &q.keys,
             generation,
         };
-        let keys = [stale.counter(attempt).0, stale.seen(attempt)];
-        q.kv.delete_many(&keys)?;
+        q.kv.delete_many(&lock::keys_up_to(&stale, attempt))?;
         return Ok(RescueReport::default());
     }
     let mut run = Run::start(q, s, q.deadline_from(start), attempt)?;
@@ -185,6 +201,9 @@ pub(super) struct Run<'a, K> {
     pub expired: BTreeMap<String, u64>,
     /// Keys the next run deletes (unless this run writes them again).
     pub garbage: Vec<String>,
+    /// Keys the next run deletes even though this run writes them (what
+    /// readers still need until then).
+    pub doomed: Vec<String>,
     /// Keys this run deletes before it commits.
     pub deletes: Vec<String>,
     /// Writes made ahead of the commit's decisions (padding of the ring).
@@ -227,10 +246,12 @@ impl<'a, K: KeyValue> Run<'a, K> {
             state.graced = state.mark;
             state.mark = counters;
         }
-        let garbage: Vec<String> = q
-            .get_json(&q.keys.garbage())
-            .unwrap_or(None)
-            .unwrap_or_default();
+        // A read that fails fails the run: a run that skipped the garbage
+        // would commit its own list over it and leak those keys.
+        let key = q.keys.garbage();
+        let mut found = q.read_many::<Vec<String>>(std::slice::from_ref(&key))?;
+        q.report_poison(&found.poison);
+        let garbage = found.values.remove(&key).unwrap_or_default();
         Ok(Self {
             q,
             now,
@@ -248,6 +269,7 @@ impl<'a, K: KeyValue> Run<'a, K> {
             indexed: Vec::new(),
             expired: BTreeMap::new(),
             garbage: Vec::new(),
+            doomed: Vec::new(),
             deletes: garbage,
             writes: Writes::default(),
             poison: Vec::new(),
@@ -377,10 +399,10 @@ impl<'a, K: KeyValue> Run<'a, K> {
                 }
             }
         }
-        let poison = std::mem::take(&mut self.poison);
-        set_aside::record(q, &poison, &mut writes)?;
         self.write_timers(&mut writes)?;
         self.write_index(&mut writes)?;
+        let poison = std::mem::take(&mut self.poison);
+        set_aside::record(q, &poison, &mut writes)?;
         let requeued: BTreeSet<&String> = self.requeued.iter().collect();
         for id in self.dirty.iter().filter(|id| !requeued.contains(id)) {
             if let Some(r) = self.records.get(id) {
@@ -392,8 +414,10 @@ impl<'a, K: KeyValue> Run<'a, K> {
             .iter()
             .filter_map(|id| self.records.get(id).cloned())
             .collect();
-        // Garbage of this run: what it consumed and does not write again.
+        // Garbage of this run: what it consumed and does not write again,
+        // and what it writes for the last time.
         self.garbage.retain(|k| !writes.contains(k));
+        self.garbage.append(&mut self.doomed);
         self.garbage.sort();
         self.garbage.dedup();
         self.state.spent_locks.push(SpentLock {

@@ -133,6 +133,9 @@ impl<K: KeyValue> Run<'_, K> {
         let found = self.q.read_many::<DeadLetterRef>(&keys)?;
         let ids: Vec<String> = found.values.values().map(|e| e.id.clone()).collect();
         let loaded = self.q.load_tasks(ids.iter().map(String::as_str))?;
+        // How far each entry's redrive lock went (usually nowhere).
+        let hint_keys: Vec<String> = (start..end).map(|n| self.q.keys.redrive_next(n)).collect();
+        let hints = self.q.read_many::<u32>(&hint_keys)?;
         let mut n = start;
         while n < end {
             let key = keys[(n - start) as usize].clone();
@@ -140,6 +143,11 @@ impl<K: KeyValue> Run<'_, K> {
                 if e.failed_at > expired_before {
                     break;
                 }
+                let attempts = hints
+                    .values
+                    .get(&self.q.keys.redrive_next(n))
+                    .copied()
+                    .unwrap_or(0);
                 let current = loaded.records.get(&e.id).filter(|r| {
                     r.at == Place::dead_letters(n) && matches!(r.state, State::DeadLetter { .. })
                 });
@@ -152,8 +160,7 @@ impl<K: KeyValue> Run<'_, K> {
                     keys: &self.q.keys,
                     entry: n,
                 };
-                self.garbage
-                    .extend(lock::keys_up_to(&redrive, lock::MAX_ATTEMPTS));
+                self.garbage.extend(lock::keys_up_to(&redrive, attempts));
             }
             self.garbage.push(key);
             n += 1;

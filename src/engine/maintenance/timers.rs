@@ -228,12 +228,9 @@ impl<K: KeyValue> Run<'_, K> {
                 std::mem::take(&mut head.entries)
             } else {
                 let key = self.q.keys.timer_chunk(wheel, bucket, index);
-                self.q
-                    .get_json::<Chunk>(&key)
-                    .ok()
-                    .flatten()
-                    .unwrap_or_default()
-                    .entries
+                let mut found = self.q.read_many::<Chunk>(std::slice::from_ref(&key))?;
+                self.poison.append(&mut found.poison);
+                found.values.remove(&key).unwrap_or_default().entries
             };
             for e in new {
                 if current.len() >= TIMER_CHUNK {
