@@ -3,13 +3,16 @@
 #   make up      build the components and run the app with `spin up`
 #   make test    formatting, lints, and every test suite
 #   make bench   cost and throughput figures (see README)
+#   make sim     more seeds of the simulation (SEEDS=n, default 200)
 
 CARGO       ?= cargo
 SPIN        ?= spin
 WASM_TARGET := wasm32-wasip2
 COMPONENTS  := wq-queue wq-worker wq-echo wq-fetch
 
-.PHONY: all build up up-redis test lint fmt bench wasm-target
+.PHONY: all build up up-redis test lint fmt bench sim wasm-target
+
+SEEDS ?= 200
 
 all: test
 
@@ -51,8 +54,14 @@ fmt:
 test: lint build
 	$(CARGO) test --workspace
 
-## Figures: write commits and reads per task, tasks/s on SQLite, and
-## tasks/s end to end through the components.
+## The deterministic simulation on SEEDS seeds per store (optimised
+## build); a failing seed prints its trace and how to replay it.
+sim:
+	SIM_SEEDS=$(SEEDS) $(CARGO) test --release --test simulation -- --nocapture
+
+## Figures: write commits and reads per task, tasks/s on SQLite, storage
+## after retention, the simulator's seeds, and tasks/s end to end through
+## the components.
 bench: build
 	$(CARGO) bench --bench queue
 	$(CARGO) bench --bench e2e

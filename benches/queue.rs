@@ -1,15 +1,23 @@
 //! `make bench`: what a task costs the store, and how fast the engine runs
 //! on SQLite laid out and committed like Spin's default store.
 //!
-//! Prints a table and one machine-readable `BENCH …` line. Figures, not
-//! assertions: the cost properties themselves are tested in
-//! `tests/cost.rs`.
+//! Prints a table, one machine-readable `BENCH …` line, and the
+//! simulator's `SIM …` line. Figures, not assertions: the cost properties
+//! themselves are tested in `tests/cost.rs`, the invariants in
+//! `tests/simulation.rs`.
 
 use serde_json::json;
 use spin_work_queue::kv::{CountingKv, KeyValue, KvCounts, MemoryKv, SqliteKv};
 use spin_work_queue::*;
 use std::sync::Arc;
 use std::time::Instant;
+
+#[allow(dead_code, unused_imports)]
+#[path = "../tests/sim/mod.rs"]
+mod sim;
+
+/// Seeds per store the benchmark's simulation runs.
+const SIM_SEEDS: u64 = 30;
 
 /// Simulated time per call when maintenance is included: with the default
 /// 1 s period it then runs about as often as at ~330 single tasks/s.
@@ -157,6 +165,90 @@ fn step_costs(batch: usize) -> [(&'static str, KvCounts); 3] {
     })
 }
 
+/// Keys left per finished task once the retention period has passed, and
+/// keys per finished task while they are kept.
+fn keys_after_retention(total: usize) -> (f64, f64) {
+    let clock = ManualClock::new(1_700_000_000_000);
+    let config = QueueConfig::default();
+    let retention = config.retention_ms;
+    let mem = Arc::new(MemoryKv::new());
+    let q = KvWorkQueue::with_config(mem.clone(), config, Arc::new(clock.clone())).unwrap();
+    rt().block_on(async {
+        q.rescue().await.unwrap();
+        let empty = mem.len();
+        for _ in 0..total / 100 {
+            q.enqueue_batch(tasks(100, "r")).await.unwrap();
+            let got = q.dequeue(&DequeueRequest::new("w", 100)).await.unwrap();
+            let acks = got
+                .into_iter()
+                .map(|l| Ack {
+                    id: l.task.id,
+                    lease_id: l.lease.id,
+                    output: json!("ok"),
+                })
+                .collect();
+            q.ack_batch(acks).await.unwrap();
+            clock.advance(10);
+        }
+        clock.advance(1_000);
+        q.rescue().await.unwrap();
+        let kept = (mem.len() - empty) as f64 / total as f64;
+        // Past the retention period, maintenance sweeps what it may.
+        let mut runs = 0;
+        while runs < 100 {
+            clock.advance(retention / 4 + 1_000);
+            q.rescue().await.unwrap();
+            runs += 1;
+            if runs > 8 && mem.len() <= empty + 8 {
+                break;
+            }
+        }
+        let left = mem.len().saturating_sub(empty) as f64 / total as f64;
+        (left, kept)
+    })
+}
+
+/// Keys and bytes one dequeue of 10 reads at queue depth `depth`.
+fn dequeue_reads(depth: usize) -> (u64, u64) {
+    let clock = ManualClock::new(1_700_000_000_000);
+    let q = KvWorkQueue::with_config(
+        CountingKv::new(MemoryKv::new()),
+        QueueConfig::default(),
+        Arc::new(clock),
+    )
+    .unwrap();
+    rt().block_on(async {
+        for chunk in 0..depth.div_ceil(1000) {
+            let n = (depth - chunk * 1000).min(1000);
+            q.enqueue_batch(tasks(n, "d")).await.unwrap();
+        }
+        q.rescue().await.unwrap();
+        let before = q.kv().counts();
+        q.dequeue(&DequeueRequest::new("w", 10)).await.unwrap();
+        let c = q.kv().counts().since(&before);
+        (c.keys_read, c.bytes_read)
+    })
+}
+
+/// Run the simulator on `seeds` seeds per store: (seeds, steps, violations).
+fn simulate(seeds: u64) -> (u64, u64, usize) {
+    use sim::store::StoreKind;
+    use sim::world::{run, Options};
+    let (mut runs, mut steps, mut violations) = (0, 0, 0);
+    for store in StoreKind::ALL {
+        for seed in 1..=seeds {
+            let o = run(seed, Options::for_seed(seed, store));
+            runs += 1;
+            steps += o.steps;
+            violations += o.violations.len();
+            if !o.violations.is_empty() {
+                eprintln!("seed {seed} on {}: {:?}", store.name(), o.violations);
+            }
+        }
+    }
+    (runs, steps, violations)
+}
+
 /// Tasks per second through enqueue → dequeue → ack on a SQLite file.
 fn sqlite_throughput(batch: usize, total: usize) -> f64 {
     let dir = tempfile::tempdir().unwrap();
@@ -251,9 +343,30 @@ fn main() {
     println!("| raw autocommit `set`s (the machine's commit limit) | {commit_rate:.0} commits/s |");
     println!("| single-task lifecycle | {single_tps:.0} |");
     println!("| batches of 100 | {batch_tps:.0} |");
+    let (left, kept) = keys_after_retention(10_000);
+    let (keys_100, bytes_100) = dequeue_reads(100);
+    let (keys_100k, bytes_100k) = dequeue_reads(100_000);
+    println!("\nStorage (10,000 tasks, batches of 100, default retention of 7 days):");
+    println!("| | keys / finished task |");
+    println!("| --- | ---: |");
+    println!("| while kept (record, mapping, completion entry, index) | {kept:.3} |");
+    println!("| after the retention period | {left:.4} |");
+    println!("\nOne dequeue of 10 tasks:");
+    println!("| queue depth | keys read | bytes read |");
+    println!("| ---: | ---: | ---: |");
+    println!("| 100 | {keys_100} | {bytes_100} |");
+    println!("| 100,000 | {keys_100k} | {bytes_100k} |");
+    let started = Instant::now();
+    let (runs, steps, violations) = simulate(SIM_SEEDS);
+    println!(
+        "\nSimulation: {runs} runs ({SIM_SEEDS} seeds × 3 stores), {steps} steps, {violations} violations, {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     println!(
         "\nBENCH commits_per_task_single={single_commits:.3} commits_per_task_batch100={batch_commits:.3} \
          kv_ops_per_task_depth100={ops_100:.3} kv_ops_per_task_depth100000={ops_100k:.3} \
-         tasks_per_s_sqlite_single={single_tps:.1} tasks_per_s_sqlite_batch100={batch_tps:.1}"
+         tasks_per_s_sqlite_single={single_tps:.1} tasks_per_s_sqlite_batch100={batch_tps:.1} \
+         keys_per_finished_task_after_retention={left:.4} bytes_read_per_dequeue={bytes_100k}"
     );
+    println!("SIM seeds={runs} steps={steps} violations={violations}");
 }

@@ -5,38 +5,21 @@
 //! - `SIM_SEEDS=<n>` runs `n` seeds per store instead of the fixed set
 //!   (`make sim SEEDS=<n>`), starting at `SIM_FIRST_SEED` (default 1).
 //! - `SIM_SEED=<seed> SIM_STORE=<memory|memory-decimal|sqlite>` replays
-//!   one run and prints its trace.
+//!   one run and prints its trace (the events up to the first violation);
+//!   `SIM_TRACE_LINES=<n>` keeps more of it, `SIM_FULL_KEYS=1` lists every
+//!   key of batched operations, `SIM_DUMP=<prefix>` adds what the store
+//!   holds under a prefix when faults stop and at the end.
 
 mod sim;
 
-use sim::sched::Chaos;
 use sim::store::StoreKind;
 use sim::world::{self, Options, Outcome};
 
 /// Seeds per store in `make test`.
-const FIXED_SEEDS: u64 = 12;
+const FIXED_SEEDS: u64 = 40;
 
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
-}
-
-/// The options of seed `seed`: every fourth seed runs against a key cap,
-/// every third corrupts records from outside.
-pub fn options(seed: u64, store: StoreKind) -> Options {
-    Options {
-        store,
-        hosts: 8,
-        requests: 40,
-        chaos: Chaos {
-            fault: 0.02,
-            crash: 0.01,
-            tick: 0.3,
-            stall: 0.05,
-            store_call_ms: 0, // set from the queue's timing
-        },
-        key_cap: (seed % 4 == 0).then_some(120 + (seed as usize * 37) % 200),
-        corrupt: seed % 3 == 0,
-    }
 }
 
 fn report(o: &Outcome) -> String {
@@ -62,7 +45,7 @@ fn seeds() -> std::ops::Range<u64> {
 fn run_store(store: StoreKind) {
     let (mut steps, mut runs) = (0, 0);
     for seed in seeds() {
-        let o = world::run(seed, options(seed, store));
+        let o = world::run(seed, Options::for_seed(seed, store));
         assert!(o.violations.is_empty(), "{}", report(&o));
         steps += o.steps;
         runs += 1;
@@ -107,7 +90,7 @@ fn replay() {
         .ok()
         .and_then(|s| StoreKind::parse(&s))
         .unwrap_or(StoreKind::MemoryLe);
-    let o = world::run(seed, options(seed, store));
+    let o = world::run(seed, Options::for_seed(seed, store));
     println!("{}", report(&o));
     assert!(o.violations.is_empty());
 }

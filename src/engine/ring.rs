@@ -35,6 +35,10 @@ use crate::error::Result;
 use crate::kv::KeyValue;
 use std::collections::BTreeMap;
 
+/// How long a taker waits (in turn) for the writers of empty slots it took
+/// before giving those slots up; no wait where the clock cannot sleep.
+const HOLE_PAUSES_MS: [u64; 4] = [0, 5, 20, 50];
+
 /// Slots a dequeuer looks further when the next `want` hold no task.
 const LOOKAHEAD: u64 = 1_000;
 
@@ -61,7 +65,8 @@ fn reserve<K: KeyValue>(q: &KvWorkQueue<K>, n: u64, writes: &mut Writes) -> Resu
 /// Put `records` in the ring: each gets a fresh slot (its `at`), its
 /// entry and its record written in one `set_many` with `extra`, under
 /// `deadline` and `check`. Tasks whose slot a dequeuer took while it was
-/// still empty and gave up are published again (rule 2).
+/// still empty and gave up are published again (rule 2), a few times, then
+/// handed to maintenance through the delay inbox.
 pub(crate) fn publish<K: KeyValue>(
     q: &KvWorkQueue<K>,
     op: &'static str,
@@ -93,9 +98,21 @@ pub(crate) fn publish<K: KeyValue>(
             return Ok(());
         }
     }
-    // Still given up after every round: maintenance re-queues them once
-    // their slots are abandoned (the ring walk).
-    Ok(())
+    // Given up in every round (a burst of takers racing past the tail):
+    // the delay inbox, which only maintenance reads, takes them due now,
+    // and the next maintenance run puts them back in the ring.
+    let first = q.reserve(Log::Delayed, records.len() as u64)?;
+    let mut writes = Writes::default();
+    for (i, r) in records.iter_mut().enumerate() {
+        let n = first + i as u64;
+        r.at = Place::delayed(n);
+        writes.put(q.keys.entry(Log::Delayed, n), &r.task.id);
+        writes.put(q.keys.task(&r.task.id), &*r);
+    }
+    q.commit_checked(op, writes, |now| {
+        q.within(deadline, now, op)?;
+        check(now)
+    })
 }
 
 /// After writing `slots`: the slots a dequeuer took and gave up before
@@ -241,7 +258,25 @@ pub(crate) fn take<K: KeyValue>(
         .filter(|s| !entries.contains_key(s))
         .filter(|&s| !poison.iter().any(|(k, _)| *k == q.keys.entry(Log::Ring, s)))
         .collect();
-    for s in holes_to_settle(q, &empty, dead_tail, writes)? {
+    let mut holes = holes_to_settle(q, &empty, dead_tail, writes)?;
+    // Writers in flight usually land within milliseconds: look again a few
+    // times (sleeping on the clock where it can) before giving a slot up.
+    for pause in HOLE_PAUSES_MS {
+        if holes.is_empty() || (pause > 0 && !q.clock.sleep_ms(pause)) {
+            break;
+        }
+        let keys: Vec<String> = holes.iter().map(|&s| q.keys.entry(Log::Ring, s)).collect();
+        let landed = q.read_many::<RingEntry>(&keys)?;
+        poison.extend(landed.poison);
+        holes.retain(|s| match landed.values.get(&q.keys.entry(Log::Ring, *s)) {
+            Some(e) => {
+                entries.insert(*s, e.clone());
+                false
+            }
+            None => true,
+        });
+    }
+    for s in holes {
         if q.increment(&q.keys.settle(s), 1)? >= 2 {
             // Its writer wrote before we gave up: the slot is ours to deliver.
             if let Some(e) = q.get_json::<RingEntry>(&q.keys.entry(Log::Ring, s))? {

@@ -231,4 +231,10 @@ impl Clock for SimClock {
     fn now_ms(&self) -> u64 {
         self.shared.sched.clock(self.host)
     }
+
+    /// Sleeping is virtual time passing while the others run.
+    fn sleep_ms(&self, ms: u64) -> bool {
+        self.shared.sched.sleep(self.host, ms);
+        true
+    }
 }

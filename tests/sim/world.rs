@@ -37,6 +37,28 @@ pub struct Options {
     pub corrupt: bool,
 }
 
+impl Options {
+    /// The options of seed `seed`: eight hosts, forty requests each, faults
+    /// and stalls throughout; every fourth seed runs against a key cap,
+    /// every third corrupts records from outside.
+    pub fn for_seed(seed: u64, store: StoreKind) -> Self {
+        Self {
+            store,
+            hosts: 8,
+            requests: 40,
+            chaos: Chaos {
+                fault: 0.02,
+                crash: 0.01,
+                tick: 0.3,
+                stall: 0.05,
+                store_call_ms: 0, // set from the queue's timing
+            },
+            key_cap: (seed % 4 == 0).then_some(120 + (seed as usize * 37) % 200),
+            corrupt: seed % 3 == 0,
+        }
+    }
+}
+
 /// What a run found.
 #[derive(Debug)]
 pub struct Outcome {
@@ -214,6 +236,25 @@ pub fn run(seed: u64, opts: Options) -> Outcome {
     }
 }
 
+/// Debugging a replay (`SIM_DUMP=<prefix>`): what the store holds under a
+/// prefix, into the trace.
+fn dump(shared: &Shared, when: &str) {
+    let Ok(prefix) = std::env::var("SIM_DUMP") else {
+        return;
+    };
+    let now = shared.sched.now();
+    for k in shared
+        .store
+        .all_keys()
+        .iter()
+        .filter(|k| k.starts_with(&prefix))
+    {
+        let v = shared.store.get(k).ok().flatten().unwrap_or_default();
+        let text = format!("{when}: {k} = {}", String::from_utf8_lossy(&v));
+        shared.trace.lock().unwrap().note(now, &text);
+    }
+}
+
 /// Overwrite the record of one pending task with bytes no decoder reads.
 fn corrupt_one(
     shared: &Shared,
@@ -268,6 +309,15 @@ fn settle(shared: &Arc<Shared>, config: &QueueConfig, o: &mut Oracle) {
     while clock.now_ms() < start + BOUND_MS {
         let ids: Vec<String> = o.unfinished().into_iter().map(|(id, _)| id).collect();
         if ids.is_empty() {
+            // Everything finished: the counts say so too.
+            let stats = block_on(q.stats()).expect("stats");
+            if (stats.pending, stats.in_progress, stats.failed) != (0, 0, 0) {
+                let now = clock.now_ms();
+                o.violation(
+                    now,
+                    format!("every task finished, but the stats say {stats:?}"),
+                );
+            }
             return;
         }
         clock.advance(2_000);
@@ -367,13 +417,7 @@ fn at_rest(shared: &Arc<Shared>, config: &QueueConfig, o: &mut Oracle) -> (usize
     }
     let now = clock.now_ms();
     let keys = shared.store.all_keys();
-    if let Ok(prefix) = std::env::var("SIM_DUMP") {
-        for k in keys.iter().filter(|k| k.starts_with(&prefix)) {
-            let v = shared.store.get(k).ok().flatten().unwrap_or_default();
-            let text = format!("at rest: {k} = {}", String::from_utf8_lossy(&v));
-            o.violation(now, text);
-        }
-    }
+    dump(shared, "at rest");
     if keys.len() > KEYS_AT_REST {
         o.violation(
             now,
