@@ -12,7 +12,7 @@ use spin_work_queue::*;
 use std::sync::Arc;
 use std::time::Instant;
 
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 #[path = "../tests/sim/mod.rs"]
 mod sim;
 
