@@ -84,7 +84,7 @@ pub enum QueueError {
         reason: String,
     },
     /// A request broke a rule of the contract (field missing, out of range…).
-    #[error("invalid request: {0}")]
+    #[error("{0}")]
     Invalid(Invalid),
     /// The key-value store failed; the operation may be retried.
     #[error(transparent)]

@@ -28,10 +28,7 @@ pub(crate) fn list<K: KeyValue>(q: &KvWorkQueue<K>, limit: usize) -> Result<Vec<
         let start = end
             .saturating_sub((limit as u64).clamp(16, 256))
             .max(end.saturating_sub(budget));
-        let keys: Vec<String> = (start..end)
-            .map(|n| q.keys.entry(Log::DeadLetters, n))
-            .collect();
-        let refs = q.read_many::<DeadLetterRef>(&keys)?;
+        let (keys, refs) = q.read_entries::<DeadLetterRef>(Log::DeadLetters, start..end)?;
         let loaded = q.load_tasks(refs.values.values().map(|r| r.id.as_str()))?;
         for n in (start..end).rev() {
             let Some(entry) = refs.values.get(&keys[(n - start) as usize]) else {

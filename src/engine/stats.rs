@@ -64,8 +64,7 @@ fn unwalked<K: KeyValue>(q: &KvWorkQueue<K>, walk: u64, end: u64) -> Result<(u64
     if walk >= end {
         return Ok((0, 0));
     }
-    let keys: Vec<String> = (walk..end).map(|n| q.keys.entry(Log::Ring, n)).collect();
-    let entries = q.read_many::<RingEntry>(&keys)?;
+    let (keys, entries) = q.read_entries::<RingEntry>(Log::Ring, walk..end)?;
     let ids: Vec<&str> = entries
         .values
         .values()
@@ -99,8 +98,7 @@ fn ahead<K: KeyValue>(q: &KvWorkQueue<K>, head: u64, tail: u64) -> Result<u64> {
         return Ok(0);
     }
     let end = tail.min(head + LOOK);
-    let keys: Vec<String> = (head..end).map(|n| q.keys.entry(Log::Ring, n)).collect();
-    let entries = q.read_many::<RingEntry>(&keys)?;
+    let (_, entries) = q.read_entries::<RingEntry>(Log::Ring, head..end)?;
     let tasks = entries.values.values().filter(|e| e.is_some()).count() as u64;
     Ok(tasks + (tail - end))
 }

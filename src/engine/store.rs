@@ -90,6 +90,18 @@ impl<K: KeyValue> KvWorkQueue<K> {
         Ok(out)
     }
 
+    /// Entries `range` of `log` in one `get_many`: their keys, in order,
+    /// and what they hold.
+    pub(crate) fn read_entries<T: DeserializeOwned>(
+        &self,
+        log: Log,
+        range: std::ops::Range<u64>,
+    ) -> Result<(Vec<String>, Decoded<T>)> {
+        let keys: Vec<String> = range.map(|n| self.keys.entry(log, n)).collect();
+        let found = self.read_many(&keys)?;
+        Ok((keys, found))
+    }
+
     /// Several counters in one `get_many` (absent = 0).
     pub(crate) fn read_counters(&self, keys: &[&CounterKey]) -> Result<Vec<u64>> {
         let names: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();

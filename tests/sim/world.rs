@@ -201,23 +201,7 @@ pub fn run(seed: u64, opts: Options) -> Outcome {
         o.observe(&checker, id, now);
     }
     shared.trace.lock().unwrap().note(now, "settle");
-    if let Ok(prefix) = std::env::var("SIM_DUMP") {
-        // Debugging a replay: what the store holds under a prefix.
-        for k in shared
-            .store
-            .all_keys()
-            .iter()
-            .filter(|k| k.starts_with(&prefix))
-        {
-            let v = shared.store.get(k).ok().flatten().unwrap_or_default();
-            let text = String::from_utf8_lossy(&v);
-            shared
-                .trace
-                .lock()
-                .unwrap()
-                .note(now, &format!("{k} = {text}"));
-        }
-    }
+    dump(&shared, "settle");
     settle(&shared, &config, &mut o);
     set_aside(&shared, &config, &mut o, &poisoned);
     idle_delivery(&shared, &config, &mut o);

@@ -36,8 +36,7 @@ impl<K: KeyValue> Run<'_, K> {
         if cursor >= end {
             return Ok(());
         }
-        let keys: Vec<String> = (cursor..end).map(|n| self.q.keys.entry(log, n)).collect();
-        let found = self.q.read_many::<String>(&keys)?;
+        let (keys, found) = self.q.read_entries::<String>(log, cursor..end)?;
         self.poison.extend(found.poison.iter().cloned());
         self.load(found.values.values())?;
         let mut n = cursor;
@@ -108,10 +107,9 @@ impl<K: KeyValue> Run<'_, K> {
         if start >= end {
             return Ok(());
         }
-        let keys: Vec<String> = (start..end)
-            .map(|n| self.q.keys.entry(Log::DeadLetters, n))
-            .collect();
-        let found = self.q.read_many::<DeadLetterRef>(&keys)?;
+        let (keys, found) = self
+            .q
+            .read_entries::<DeadLetterRef>(Log::DeadLetters, start..end)?;
         let mut n = start;
         while n < end {
             let key = &keys[(n - start) as usize];

@@ -35,10 +35,9 @@ impl<K: KeyValue> Run<'_, K> {
         if start >= end {
             return Ok(());
         }
-        let keys: Vec<String> = (start..end)
-            .map(|n| self.q.keys.entry(Log::Completions, n))
-            .collect();
-        let found = self.q.read_many::<CompletionEntry>(&keys)?;
+        let (keys, found) = self
+            .q
+            .read_entries::<CompletionEntry>(Log::Completions, start..end)?;
         self.poison.extend(found.poison.iter().cloned());
         let mut n = start;
         while n < end {
@@ -154,10 +153,7 @@ pub(crate) fn pipeline_completions<K: KeyValue>(
     let mut start = state.cursors.completions;
     while start < tail {
         let end = tail.min(start + READ_CHUNK);
-        let keys: Vec<String> = (start..end)
-            .map(|n| q.keys.entry(Log::Completions, n))
-            .collect();
-        let entries = q.read_many::<CompletionEntry>(&keys)?;
+        let (_, entries) = q.read_entries::<CompletionEntry>(Log::Completions, start..end)?;
         out.extend(
             entries
                 .values

@@ -87,10 +87,9 @@ impl<K: KeyValue> Run<'_, K> {
         if start >= end {
             return Ok(());
         }
-        let keys: Vec<String> = (start..end)
-            .map(|n| self.q.keys.entry(Log::Completions, n))
-            .collect();
-        let found = self.q.read_many::<CompletionEntry>(&keys)?;
+        let (keys, found) = self
+            .q
+            .read_entries::<CompletionEntry>(Log::Completions, start..end)?;
         let ids: Vec<String> = found.values.values().map(|e| e.id.clone()).collect();
         let loaded = self.q.load_tasks(ids.iter().map(String::as_str))?;
         let mut n = start;
@@ -127,10 +126,9 @@ impl<K: KeyValue> Run<'_, K> {
         if start >= end {
             return Ok(());
         }
-        let keys: Vec<String> = (start..end)
-            .map(|n| self.q.keys.entry(Log::DeadLetters, n))
-            .collect();
-        let found = self.q.read_many::<DeadLetterRef>(&keys)?;
+        let (keys, found) = self
+            .q
+            .read_entries::<DeadLetterRef>(Log::DeadLetters, start..end)?;
         let ids: Vec<String> = found.values.values().map(|e| e.id.clone()).collect();
         let loaded = self.q.load_tasks(ids.iter().map(String::as_str))?;
         // How far each entry's redrive lock went (usually nowhere).
@@ -175,10 +173,7 @@ impl<K: KeyValue> Run<'_, K> {
         if start >= end {
             return Ok(());
         }
-        let keys: Vec<String> = (start..end)
-            .map(|n| self.q.keys.entry(Log::SetAside, n))
-            .collect();
-        let found = self.q.read_many::<SetAside>(&keys)?;
+        let (keys, found) = self.q.read_entries::<SetAside>(Log::SetAside, start..end)?;
         let mut n = start;
         while n < end {
             let key = keys[(n - start) as usize].clone();

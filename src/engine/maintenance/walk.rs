@@ -32,10 +32,7 @@ impl<K: KeyValue> Run<'_, K> {
         if start >= end {
             return Ok(());
         }
-        let keys: Vec<String> = (start..end)
-            .map(|n| self.q.keys.entry(Log::Ring, n))
-            .collect();
-        let found = self.q.read_many::<RingEntry>(&keys)?;
+        let (keys, found) = self.q.read_entries::<RingEntry>(Log::Ring, start..end)?;
         self.poison.extend(found.poison.iter().cloned());
         let ids: Vec<String> = found.values.values().flatten().cloned().collect();
         self.load(ids.iter())?;
