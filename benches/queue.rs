@@ -35,6 +35,17 @@ fn tasks(n: usize, tag: &str) -> Vec<NewTask> {
         .collect()
 }
 
+/// Acks of every task of `got`, with the same output.
+fn acks_of(got: Vec<LeasedTask>) -> Vec<Ack> {
+    got.into_iter()
+        .map(|l| Ack {
+            id: l.task.id,
+            lease_id: l.lease.id,
+            output: json!("ok"),
+        })
+        .collect()
+}
+
 /// Enqueue, dequeue and ack `total` tasks in batches of `batch`, with
 /// `depth` other tasks waiting in the queue throughout. `ms_per_step` is the
 /// simulated time per call (0: time stands still, so the periodic
@@ -67,15 +78,7 @@ fn lifecycle_cost(batch: usize, depth: usize, total: usize, ms_per_step: u64) ->
                     .await
                     .unwrap();
             } else {
-                let acks = got
-                    .into_iter()
-                    .map(|l| Ack {
-                        id: l.task.id,
-                        lease_id: l.lease.id,
-                        output: json!("ok"),
-                    })
-                    .collect();
-                q.ack_batch(acks).await.unwrap();
+                q.ack_batch(acks_of(got)).await.unwrap();
             }
             clock.advance(ms_per_step);
             done += batch;
@@ -109,15 +112,7 @@ fn maintenance_cost() -> KvCounts {
         for _ in 0..MAINTENANCE_TASKS / 100 {
             q.enqueue_batch(tasks(100, "m")).await.unwrap();
             let got = q.dequeue(&DequeueRequest::new("w", 100)).await.unwrap();
-            let acks = got
-                .into_iter()
-                .map(|l| Ack {
-                    id: l.task.id,
-                    lease_id: l.lease.id,
-                    output: json!("ok"),
-                })
-                .collect();
-            q.ack_batch(acks).await.unwrap();
+            q.ack_batch(acks_of(got)).await.unwrap();
         }
         clock.advance(1_000);
         let before = q.kv().counts();
@@ -147,15 +142,7 @@ fn step_costs(batch: usize) -> [(&'static str, KvCounts); 3] {
             .await
             .unwrap();
         let c2 = q.kv().counts();
-        let acks = got
-            .into_iter()
-            .map(|l| Ack {
-                id: l.task.id,
-                lease_id: l.lease.id,
-                output: json!("ok"),
-            })
-            .collect();
-        q.ack_batch(acks).await.unwrap();
+        q.ack_batch(acks_of(got)).await.unwrap();
         let c3 = q.kv().counts();
         [
             ("enqueue", c1.since(&c0)),
@@ -179,15 +166,7 @@ fn keys_after_retention(total: usize) -> (f64, f64) {
         for _ in 0..total / 100 {
             q.enqueue_batch(tasks(100, "r")).await.unwrap();
             let got = q.dequeue(&DequeueRequest::new("w", 100)).await.unwrap();
-            let acks = got
-                .into_iter()
-                .map(|l| Ack {
-                    id: l.task.id,
-                    lease_id: l.lease.id,
-                    output: json!("ok"),
-                })
-                .collect();
-            q.ack_batch(acks).await.unwrap();
+            q.ack_batch(acks_of(got)).await.unwrap();
             clock.advance(10);
         }
         clock.advance(1_000);
@@ -264,15 +243,7 @@ fn sqlite_throughput(batch: usize, total: usize) -> f64 {
                 .dequeue(&DequeueRequest::new("w", batch as u32))
                 .await
                 .unwrap();
-            let acks = got
-                .into_iter()
-                .map(|l| Ack {
-                    id: l.task.id,
-                    lease_id: l.lease.id,
-                    output: json!("ok"),
-                })
-                .collect();
-            q.ack_batch(acks).await.unwrap();
+            q.ack_batch(acks_of(got)).await.unwrap();
             done += batch;
         }
         total as f64 / start.elapsed().as_secs_f64()
