@@ -366,3 +366,50 @@ fn concurrent_redrives_publish_the_task_once() {
     let got = block_on(a.q.dequeue(&DequeueRequest::new("w", 10))).unwrap();
     assert_eq!(got.len(), 1);
 }
+
+/// Make task `id`'s record undecodable.
+fn corrupt(store: &Store, id: &str) {
+    store
+        .set(&format!("wq/t/{id}"), b"\x00not json")
+        .expect("corrupt");
+}
+
+/// A delayed task whose record became unreadable after maintenance filed
+/// its timer used to count as pending for good: the timer dropped it
+/// without a trace. Now the timer counts its entry as ended, set aside.
+#[test]
+fn a_delayed_task_set_aside_under_its_timer_leaves_nothing_pending() {
+    let (store, clock) = world();
+    let h = host(&store, &clock);
+    let delayed = NewTask {
+        delay_ms: 60_000,
+        ..task("d")
+    };
+    block_on(h.q.enqueue_batch(vec![delayed])).unwrap();
+    clock.advance(timing().abandon_after_ms + 1);
+    block_on(h.q.rescue()).unwrap(); // files the timer
+    assert_eq!(block_on(h.q.stats()).unwrap().pending, 1);
+    corrupt(&store, "d");
+    clock.advance(60_000);
+    block_on(h.q.rescue()).unwrap(); // the timer fires
+    let stats = block_on(h.q.stats()).unwrap();
+    assert_eq!((stats.pending, stats.set_aside), (0, 1), "{stats:?}");
+}
+
+/// The same for a leased task: its lease timer ends the delivery, so it
+/// is no longer counted in progress.
+#[test]
+fn a_leased_task_set_aside_under_its_timer_leaves_nothing_in_progress() {
+    let (store, clock) = world();
+    let h = host(&store, &clock);
+    block_on(h.q.enqueue_batch(vec![task("l")])).unwrap();
+    let _lease = take(&h, 60_000);
+    clock.advance(timing().abandon_after_ms + 1);
+    block_on(h.q.rescue()).unwrap(); // walks the slot, files the lease timer
+    assert_eq!(block_on(h.q.stats()).unwrap().in_progress, 1);
+    corrupt(&store, "l");
+    clock.advance(60_000 + timing().rescue_after_ms);
+    block_on(h.q.rescue()).unwrap(); // the timer fires
+    let stats = block_on(h.q.stats()).unwrap();
+    assert_eq!((stats.in_progress, stats.set_aside), (0, 1), "{stats:?}");
+}

@@ -11,6 +11,7 @@ use e2e_support::{assert_each_once, eventually, manifest_in, numbered, unique, R
 use serde_json::{json, Value};
 use spin_work_queue::client::HttpWorkQueue;
 use spin_work_queue::{LeasedQueue, NewTask, TaskStatus, WorkQueuePort};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -69,7 +70,10 @@ impl SpinUp {
             .arg(dir.path().join("logs"))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log file"))
-            .stderr(log);
+            .stderr(log)
+            // `spin up` runs the app in a child (`spin trigger http`): one
+            // process group, so that dropping the fixture stops both.
+            .process_group(0);
         if let Some(text) = runtime_config {
             let path = dir.path().join("runtime-config.toml");
             std::fs::write(&path, text).expect("write runtime config");
@@ -120,6 +124,8 @@ impl SpinUp {
 
 impl Drop for SpinUp {
     fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -44,14 +44,7 @@ pub(crate) fn run<K: KeyValue>(
         if want == 0 {
             break;
         }
-        let Some(taken) = ring::take(
-            q,
-            want as u64,
-            ring::Reach::LastWritten,
-            dead_tail,
-            &mut writes,
-        )?
-        else {
+        let Some(taken) = ring::take(q, want as u64, ring::Reach::LastWritten, dead_tail)? else {
             break;
         };
         start.get_or_insert(taken.start);
@@ -109,8 +102,8 @@ pub(crate) fn run<K: KeyValue>(
         let _ = ring::publish(q, "dequeue", spill, Writes::default(), deadline, |_| Ok(()));
     }
     if out.is_empty() {
-        // Only padding and set-aside entries were at stake: without them
-        // slots stay empty a little longer, which every reader handles.
+        // Only set-aside entries were at stake: a reader that meets those
+        // values again sets them aside again.
         return Ok(out);
     }
     committed.map(|()| out)

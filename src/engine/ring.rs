@@ -9,9 +9,9 @@
 //! the second one past the tail). Three rules keep every task deliverable
 //! and the ring unstalled:
 //!
-//! 1. **Never stop at a hole.** A dequeuer takes up to the last written
-//!    slot it saw, holes included; a hole reserved before the graced mark
-//!    is known dead and skipped.
+//! 1. **Never stop at a hole.** A dequeuer takes up to the last task it
+//!    saw (its `max`-th at most), holes and padding before it included; a
+//!    hole reserved before the graced mark is known dead and skipped.
 //! 2. **Settle each live hole once, by `increment(q/{n}/x)`.** A taker that
 //!    finds slot `n` empty and a writer that finds `n` taken after writing
 //!    it both increment the slot's settle counter. Whoever gets 1 moved
@@ -34,6 +34,9 @@ use super::KvWorkQueue;
 use crate::error::Result;
 use crate::kv::KeyValue;
 use std::collections::BTreeMap;
+
+/// Peeks a take may redo when the head moved meanwhile.
+const PLAN_ROUNDS: usize = 3;
 
 /// How long a taker waits (in turn) for the writers of empty slots it took
 /// before giving those slots up; no wait where the clock cannot sleep.
@@ -132,7 +135,8 @@ fn settle_written<K: KeyValue>(q: &KvWorkQueue<K>, slots: &[u64]) -> Result<Vec<
 }
 
 /// Reserve the slots dequeuers took beyond the tail, writing padding
-/// there (rule 3): maintenance's repair when nobody enqueues after a burst.
+/// there (rule 3) with `writes`: maintenance's repair when nobody enqueues
+/// after a burst.
 pub(crate) fn pad<K: KeyValue>(q: &KvWorkQueue<K>, writes: &mut Writes) -> Result<()> {
     reserve(q, 0, writes).map(drop)
 }
@@ -163,64 +167,28 @@ pub(crate) struct Taken {
 /// to 3, the taker's side);
 /// `None` when nothing worth taking is there. Slots below `dead_tail`
 /// (the ring tail of the graced mark) that are still empty are dead.
-/// Padding this take must write is added to `writes`.
 pub(crate) fn take<K: KeyValue>(
     q: &KvWorkQueue<K>,
     want: u64,
     reach: Reach,
     dead_tail: u64,
-    writes: &mut Writes,
 ) -> Result<Option<Taken>> {
-    let c = q.read_counters(&[&q.keys.ring_head(), &q.keys.tail(Log::Ring)])?;
-    let (head, tail) = (c[0], c[1]);
-    if head >= tail || want == 0 {
-        return Ok(None);
-    }
-    // Look `want` slots ahead, further when those hold no task (padding
-    // and dead holes are taken in passing, in the same increment).
-    let mut window: Vec<u64> = (head..tail.min(head + want)).collect();
-    let mut keys: Vec<String> = window.iter().map(|&s| q.keys.entry(Log::Ring, s)).collect();
-    let mut peeked = q.read_many::<RingEntry>(&keys)?;
-    let holds_task = |p: &Decoded<RingEntry>| p.values.values().any(Option::is_some);
-    if reach == Reach::LastWritten && !holds_task(&peeked) && tail > head + want {
-        let more: Vec<u64> = (head + want..tail.min(head + want + LOOKAHEAD)).collect();
-        let more_keys: Vec<String> = more.iter().map(|&s| q.keys.entry(Log::Ring, s)).collect();
-        let extra = q.read_many::<RingEntry>(&more_keys)?;
-        peeked.values.extend(extra.values);
-        peeked.poison.extend(extra.poison);
-        window.extend(more);
-        keys.extend(more_keys);
-    }
-    let poisoned: Vec<&String> = peeked.poison.iter().map(|(k, _)| k).collect();
-    let written = |i: usize| peeked.values.contains_key(&keys[i]) || poisoned.contains(&&keys[i]);
-    let n = match reach {
-        Reach::LastWritten => {
-            // Through the `want`-th task, or the last slot worth taking.
-            let mut tasks = 0;
-            let mut last = None;
-            for i in 0..window.len() {
-                if matches!(peeked.values.get(&keys[i]), Some(Some(_))) {
-                    tasks += 1;
-                }
-                if written(i) || window[i] < dead_tail {
-                    last = Some(i);
-                }
-                if tasks == want {
-                    break;
-                }
-            }
-            match last {
-                Some(last) => last as u64 + 1,
-                None => return Ok(None), // only holes of writers still at work
-            }
+    // Plan from a peek, then take only if the head has not moved since:
+    // takers that read the same head would otherwise run past the tail.
+    let mut planned = None;
+    for _ in 0..PLAN_ROUNDS {
+        let Some(plan) = plan(q, want, reach, dead_tail)? else {
+            return Ok(None);
+        };
+        let fresh = q.read_counter(&q.keys.ring_head())? == plan.head;
+        planned = Some(plan);
+        if fresh {
+            break;
         }
-        Reach::LeadingDead => (0..window.len())
-            .take_while(|&i| !written(i) && window[i] < dead_tail)
-            .count() as u64,
-    };
-    if n == 0 {
-        return Ok(None);
     }
+    let Some(Plan { n, peeked, .. }) = planned else {
+        return Ok(None);
+    };
     let start = q.now();
     let end = q.increment(&q.keys.ring_head(), n)?;
     let slots: Vec<u64> = (end - n..end).collect();
@@ -258,7 +226,7 @@ pub(crate) fn take<K: KeyValue>(
         .filter(|s| !entries.contains_key(s))
         .filter(|&s| !poison.iter().any(|(k, _)| *k == q.keys.entry(Log::Ring, s)))
         .collect();
-    let mut holes = holes_to_settle(q, &empty, dead_tail, writes)?;
+    let mut holes = holes_to_settle(q, &empty, dead_tail)?;
     // Writers in flight usually land within milliseconds: look again a few
     // times (sleeping on the clock where it can) before giving a slot up.
     for pause in HOLE_PAUSES_MS {
@@ -295,6 +263,76 @@ pub(crate) fn take<K: KeyValue>(
     }))
 }
 
+/// What a take means to take: `n` slots from `head`, as peeked.
+struct Plan {
+    head: u64,
+    n: u64,
+    peeked: Decoded<RingEntry>,
+}
+
+/// Read the head, the tail and the slots after the head; how many slots
+/// a take should take (`None`: nothing worth taking).
+fn plan<K: KeyValue>(
+    q: &KvWorkQueue<K>,
+    want: u64,
+    reach: Reach,
+    dead_tail: u64,
+) -> Result<Option<Plan>> {
+    let c = q.read_counters(&[&q.keys.ring_head(), &q.keys.tail(Log::Ring)])?;
+    let (head, tail) = (c[0], c[1]);
+    if head >= tail || want == 0 {
+        return Ok(None);
+    }
+    // Look `want` slots ahead, further when those hold no task (padding
+    // and dead holes are taken in passing, in the same increment).
+    let mut window: Vec<u64> = (head..tail.min(head + want)).collect();
+    let mut keys: Vec<String> = window.iter().map(|&s| q.keys.entry(Log::Ring, s)).collect();
+    let mut peeked = q.read_many::<RingEntry>(&keys)?;
+    let holds_task = |p: &Decoded<RingEntry>| p.values.values().any(Option::is_some);
+    if reach == Reach::LastWritten && !holds_task(&peeked) && tail > head + want {
+        let more: Vec<u64> = (head + want..tail.min(head + want + LOOKAHEAD)).collect();
+        let more_keys: Vec<String> = more.iter().map(|&s| q.keys.entry(Log::Ring, s)).collect();
+        let extra = q.read_many::<RingEntry>(&more_keys)?;
+        peeked.values.extend(extra.values);
+        peeked.poison.extend(extra.poison);
+        window.extend(more);
+        keys.extend(more_keys);
+    }
+    let poisoned: Vec<&String> = peeked.poison.iter().map(|(k, _)| k).collect();
+    let written = |i: usize| peeked.values.contains_key(&keys[i]) || poisoned.contains(&&keys[i]);
+    let n = match reach {
+        Reach::LastWritten => {
+            // Through the `want`-th task (padding and holes before it taken
+            // in passing); nothing when the window holds no task, so that
+            // takers never chase each other's padding.
+            let mut tasks = 0;
+            let mut last = None;
+            for (i, key) in keys.iter().enumerate() {
+                let task =
+                    matches!(peeked.values.get(key), Some(Some(_))) || poisoned.contains(&key);
+                if task {
+                    tasks += 1;
+                    last = Some(i);
+                }
+                if tasks == want {
+                    break;
+                }
+            }
+            match last {
+                Some(last) => last as u64 + 1,
+                None => return Ok(None), // only padding and holes
+            }
+        }
+        Reach::LeadingDead => (0..window.len())
+            .take_while(|&i| !written(i) && window[i] < dead_tail)
+            .count() as u64,
+    };
+    if n == 0 {
+        return Ok(None);
+    }
+    Ok(Some(Plan { head, n, peeked }))
+}
+
 /// Of the taken slots found empty, those whose writer may still write
 /// them: slots nobody had reserved are padded (rule 3) and dead ones
 /// skipped.
@@ -302,7 +340,6 @@ fn holes_to_settle<K: KeyValue>(
     q: &KvWorkQueue<K>,
     empty: &[u64],
     dead_tail: u64,
-    writes: &mut Writes,
 ) -> Result<Vec<u64>> {
     if empty.is_empty() {
         return Ok(Vec::new());
@@ -312,14 +349,18 @@ fn holes_to_settle<K: KeyValue>(
     // As many slots as this take got beyond the tail: concurrent takers
     // pad for each other, and the tail catches up with the head without
     // running ahead of it.
+    // The padding is written at once: other takers that reach it find it
+    // written, not a hole to wait for and settle.
     let beyond = empty.iter().filter(|&&s| s >= tail).count() as u64;
     if beyond > 0 {
         let d = beyond;
         let v = q.increment(&q.keys.tail(Log::Ring), d)?;
         padded = v - d..v;
+        let mut padding = Writes::default();
         for s in padded.clone() {
-            writes.put(q.keys.entry(Log::Ring, s), &RingEntry::None);
+            padding.put(q.keys.entry(Log::Ring, s), &RingEntry::None);
         }
+        q.commit_checked("padding", padding, |_| Ok(()))?;
     }
     Ok(empty
         .iter()

@@ -42,7 +42,7 @@ pub(crate) fn run<K: KeyValue>(q: &KvWorkQueue<K>) -> Result<QueueStats> {
     let completed_ever = completions.saturating_sub(t.completion_holes + t.completion_superseded);
     let retried_ever = retries.saturating_sub(t.retry_holes);
     let dead_ever = dead.saturating_sub(t.dead_holes);
-    let finished = completed_ever + retried_ever + dead_ever + t.rescued;
+    let finished = completed_ever + retried_ever + dead_ever + t.rescued + t.set_aside_leased;
     let delivered = head
         .min(tail)
         .saturating_sub(t.undelivered + unwalked_undelivered);

@@ -234,30 +234,45 @@ fn dump(shared: &Shared, when: &str) {
         .filter(|k| k.starts_with(&prefix))
     {
         let v = shared.store.get(k).ok().flatten().unwrap_or_default();
-        let text = format!("{when}: {k} = {}", String::from_utf8_lossy(&v));
+        let value = match <[u8; 8]>::try_from(v.as_slice()) {
+            Ok(counter) => format!("#{}", i64::from_le_bytes(counter)),
+            Err(_) => String::from_utf8_lossy(&v).into_owned(),
+        };
+        let text = format!("{when}: {k} = {value}");
         shared.trace.lock().unwrap().note(now, &text);
     }
 }
 
-/// Overwrite the record of one pending task with bytes no decoder reads.
+/// Overwrite the record of one unfinished task (pending, leased or
+/// waiting for a retry) with bytes no decoder reads.
 fn corrupt_one(
     shared: &Shared,
     checker: &KvWorkQueue<Arc<dyn super::store::Inspect>>,
     o: &mut Oracle,
     rng: &mut Rng,
 ) -> Option<String> {
-    let pending: Vec<String> = o
+    use super::oracle::Obs;
+    let unfinished: Vec<String> = o
         .tasks
         .iter()
-        .filter(|(_, k)| matches!(k.last, Some(super::oracle::Obs::Pending)) && !k.poisoned)
+        .filter(|(_, k)| {
+            matches!(
+                k.last,
+                Some(Obs::Pending | Obs::InProgress { .. } | Obs::Failed)
+            ) && !k.poisoned
+        })
         .map(|(id, _)| id.clone())
         .collect();
-    if pending.is_empty() {
+    if unfinished.is_empty() {
         return None;
     }
-    let id = rng.pick(&pending).clone();
+    let id = rng.pick(&unfinished).clone();
     let info = block_on(checker.task(&id)).ok().flatten()?;
-    if info.status != spin_work_queue::TaskStatus::Pending {
+    use spin_work_queue::TaskStatus;
+    if matches!(
+        info.status,
+        TaskStatus::Completed { .. } | TaskStatus::DeadLetter { .. }
+    ) {
         return None;
     }
     shared
@@ -297,6 +312,7 @@ fn settle(shared: &Arc<Shared>, config: &QueueConfig, o: &mut Oracle) {
             let stats = block_on(q.stats()).expect("stats");
             if (stats.pending, stats.in_progress, stats.failed) != (0, 0, 0) {
                 let now = clock.now_ms();
+                dump(shared, "stats disagree");
                 o.violation(
                     now,
                     format!("every task finished, but the stats say {stats:?}"),

@@ -41,7 +41,7 @@ use crate::error::Result;
 use crate::kv::KeyValue;
 use crate::model::RescueReport;
 use state::{Counters, SpentLock};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 /// Most entries one phase reads at a time.
 pub(crate) const BUDGET: u64 = 1024;
@@ -195,6 +195,8 @@ pub(super) struct Run<'a, K> {
     pub filed: Vec<(u64, timers::TimerEntry)>,
     /// Timer buckets this run consumed.
     pub fired: BTreeSet<(super::keys::Wheel, u64)>,
+    /// Places whose timer found the record set aside (counted once).
+    pub ended: HashSet<Place>,
     /// Completion entries to append to their pipelines' indexes.
     pub indexed: Vec<super::record::CompletionEntry>,
     /// Entries of each pipeline's index that expired in this run.
@@ -266,6 +268,7 @@ impl<'a, K: KeyValue> Run<'a, K> {
             dead: Vec::new(),
             filed: Vec::new(),
             fired: BTreeSet::new(),
+            ended: HashSet::new(),
             indexed: Vec::new(),
             expired: BTreeMap::new(),
             garbage: Vec::new(),

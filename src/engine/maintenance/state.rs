@@ -64,6 +64,8 @@ pub(crate) struct Totals {
     pub rescued: u64,
     /// Expired leases dead-lettered.
     pub rescued_dead: u64,
+    /// Leased tasks whose record became unreadable (set aside).
+    pub set_aside_leased: u64,
     /// Delayed tasks made due.
     pub delayed_promoted: u64,
     /// Retries made due.

@@ -166,6 +166,17 @@ impl<K: KeyValue> Run<'_, K> {
     /// matches the task's record, else drop it.
     fn fire(&mut self, due: u64, e: TimerEntry) {
         let Some(r) = self.records.get(&e.id) else {
+            // Gone (finished and retained away), or unreadable: then this
+            // timer's entry ends here, set aside, and the stats say so.
+            let key = self.q.keys.task(&e.id);
+            if self.poison.iter().any(|(k, _)| *k == key) && self.ended.insert(e.at) {
+                let t = &mut self.state.totals;
+                match e.kind {
+                    TimerKind::Delayed => t.delayed_holes += 1,
+                    TimerKind::Retry => t.retry_holes += 1,
+                    TimerKind::Lease => t.set_aside_leased += 1,
+                }
+            }
             return;
         };
         if r.at != e.at {

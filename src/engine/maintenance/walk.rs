@@ -115,15 +115,7 @@ impl<K: KeyValue> Run<'_, K> {
         if head >= tail || head != graced.ring_head || head >= graced.ring_tail {
             return Ok(());
         }
-        let mut writes = std::mem::take(&mut self.writes);
-        let taken = ring::take(
-            self.q,
-            BUDGET,
-            ring::Reach::LeadingDead,
-            graced.ring_tail,
-            &mut writes,
-        )?;
-        self.writes = writes;
+        let taken = ring::take(self.q, BUDGET, ring::Reach::LeadingDead, graced.ring_tail)?;
         let Some(taken) = taken else {
             return Ok(());
         };
