@@ -40,10 +40,12 @@ up-redis: build
 	@command -v $(SPIN) >/dev/null || { echo "spin is not installed (see 'make up')"; exit 1; }
 	SPIN_VARIABLE_KV_GET_MANY=single $(SPIN) up --runtime-config-file runtime-config/redis.toml
 
-## Formatting and lints (warnings are errors).
-lint:
+## Formatting and lints (warnings are errors), native and of the
+## components' wasm32 code.
+lint: wasm-target
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --target $(WASM_TARGET) $(addprefix -p ,$(COMPONENTS)) -- -D warnings
 
 ## Format the code.
 fmt:

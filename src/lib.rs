@@ -40,8 +40,6 @@
 #![deny(missing_docs)]
 
 pub mod api;
-#[cfg(target_arch = "wasm32")]
-mod bindings;
 #[cfg(all(feature = "client", not(target_arch = "wasm32")))]
 pub mod client;
 pub mod clock;
@@ -49,14 +47,13 @@ pub mod config;
 mod encode;
 pub mod engine;
 pub mod error;
+pub mod http;
 pub mod ids;
 pub mod kv;
 pub mod local;
 pub mod model;
 pub mod port;
 pub mod queue;
-#[cfg(target_arch = "wasm32")]
-pub mod spin_config;
 pub mod worker;
 
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -6,8 +6,8 @@ mod api_support;
 
 use api_support::{assert_error, setup, task, LEASE_MS, START_MS};
 use serde_json::{json, Value};
-use spin_work_queue::api::ApiRequest;
 use spin_work_queue::config::QueueConfig;
+use spin_work_queue::http::Request;
 
 #[tokio::test]
 async fn healthz_answers_ok() {
@@ -105,7 +105,7 @@ async fn empty_and_oversized_batches_are_422_invalid_batch() {
 #[tokio::test]
 async fn malformed_json_and_wrong_types_are_400() {
     for fx in setup() {
-        let malformed = ApiRequest::new("POST", "/v1/tasks")
+        let malformed = Request::new("POST", "/v1/tasks")
             .with_header("content-type", "application/json")
             .with_body(b"{\"pipeline_id\":".to_vec());
         let resp = fx.call(malformed).await;
@@ -425,7 +425,7 @@ async fn rescue_promotes_due_delayed_tasks() {
         }
         assert_eq!(fx.dequeue(1).await.len(), 1);
         let bare = fx
-            .call(ApiRequest::new("POST", "/v1/maintenance/rescue"))
+            .call(Request::new("POST", "/v1/maintenance/rescue"))
             .await;
         assert_eq!(bare.status, 200, "rescue needs no body");
     }
@@ -446,7 +446,7 @@ async fn an_input_nested_too_deep_is_422_and_nothing_is_enqueued() {
             r#"{{"pipeline_id":"p","node_name":"deep","input":{}}}"#,
             nested_text(126)
         );
-        let req = ApiRequest::new("POST", "/v1/tasks")
+        let req = Request::new("POST", "/v1/tasks")
             .with_header("content-type", "application/json")
             .with_body(body.into_bytes());
         let resp = fx.call(req).await;
@@ -465,7 +465,7 @@ async fn an_input_nested_too_deep_is_422_and_nothing_is_enqueued() {
             r#"{{"pipeline_id":"p","node_name":"deep","input":{}}}"#,
             nested_text(spin_work_queue::config::MAX_JSON_DEPTH)
         );
-        let req = ApiRequest::new("POST", "/v1/tasks")
+        let req = Request::new("POST", "/v1/tasks")
             .with_header("content-type", "application/json")
             .with_body(ok.into_bytes());
         assert_eq!(fx.call(req).await.status, 201);
@@ -482,7 +482,7 @@ async fn an_output_nested_too_deep_is_422_invalid_output() {
             r#"{{"lease_id":"{lease}","output":{}}}"#,
             nested_text(spin_work_queue::config::MAX_JSON_DEPTH + 1)
         );
-        let req = ApiRequest::new("POST", &format!("/v1/tasks/{id}/ack"))
+        let req = Request::new("POST", &format!("/v1/tasks/{id}/ack"))
             .with_header("content-type", "application/json")
             .with_body(body.into_bytes());
         let resp = fx.call(req).await;

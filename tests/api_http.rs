@@ -6,7 +6,8 @@ mod api_support;
 
 use api_support::{assert_error, setup, setup_with, task, DownQueue, LEASE_MS};
 use serde_json::json;
-use spin_work_queue::api::{self, ApiConfig, ApiRequest};
+use spin_work_queue::api::{self, ApiConfig};
+use spin_work_queue::http::Request;
 
 #[tokio::test]
 async fn unknown_routes_are_404_and_wrong_methods_405_with_allow() {
@@ -15,10 +16,10 @@ async fn unknown_routes_are_404_and_wrong_methods_405_with_allow() {
             let (status, out) = fx.get(path).await;
             assert_error(status, &out, 404, "not_found");
         }
-        let resp = fx.call(ApiRequest::new("GET", "/v1/dequeue")).await;
+        let resp = fx.call(Request::new("GET", "/v1/dequeue")).await;
         assert_error(resp.status, &resp.json_body(), 405, "method_not_allowed");
         assert_eq!(resp.header("allow"), Some("POST"));
-        let resp = fx.call(ApiRequest::new("DELETE", "/v1/tasks/t1")).await;
+        let resp = fx.call(Request::new("DELETE", "/v1/tasks/t1")).await;
         assert_eq!((resp.status, resp.header("allow")), (405, Some("GET")));
     }
 }
@@ -29,20 +30,18 @@ async fn a_configured_token_is_required_on_v1_only() {
         api_token: Some("s3cret".into()),
         ..ApiConfig::default()
     }) {
-        let resp = fx.call(ApiRequest::new("GET", "/v1/stats")).await;
+        let resp = fx.call(Request::new("GET", "/v1/stats")).await;
         assert_error(resp.status, &resp.json_body(), 401, "unauthorized");
         assert_eq!(resp.header("www-authenticate"), Some("Bearer"));
-        let wrong =
-            ApiRequest::new("GET", "/v1/stats").with_header("authorization", "Bearer guess");
+        let wrong = Request::new("GET", "/v1/stats").with_header("authorization", "Bearer guess");
         assert_eq!(fx.call(wrong).await.status, 401);
-        let unknown = ApiRequest::new("GET", "/v1/secret-route");
+        let unknown = Request::new("GET", "/v1/secret-route");
         assert_eq!(
             fx.call(unknown).await.status,
             401,
             "routes are not revealed"
         );
-        let right =
-            ApiRequest::new("GET", "/v1/stats").with_header("Authorization", "Bearer s3cret");
+        let right = Request::new("GET", "/v1/stats").with_header("Authorization", "Bearer s3cret");
         assert_eq!(fx.call(right).await.status, 200);
         assert_eq!(fx.get("/healthz").await.0, 200);
     }
@@ -58,7 +57,7 @@ async fn a_body_over_the_limit_is_413() {
         let (status, out) = fx.post("/v1/tasks", big).await;
         assert_error(status, &out, 413, "payload_too_large");
         let declared =
-            ApiRequest::json("POST", "/v1/tasks", &task("a")).with_header("content-length", "4096");
+            Request::json("POST", "/v1/tasks", &task("a")).with_header("content-length", "4096");
         let resp = fx.call(declared).await;
         assert_eq!(resp.status, 413);
     }
@@ -67,7 +66,7 @@ async fn a_body_over_the_limit_is_413() {
 #[tokio::test]
 async fn a_non_json_body_is_415() {
     for fx in setup() {
-        let req = ApiRequest::new("POST", "/v1/tasks")
+        let req = Request::new("POST", "/v1/tasks")
             .with_header("content-type", "application/x-www-form-urlencoded")
             .with_body(b"pipeline_id=p".to_vec());
         let resp = fx.call(req).await;
@@ -77,7 +76,7 @@ async fn a_non_json_body_is_415() {
             415,
             "unsupported_media_type",
         );
-        let charset = ApiRequest::new("POST", "/v1/tasks")
+        let charset = Request::new("POST", "/v1/tasks")
             .with_header("content-type", "application/json; charset=utf-8")
             .with_body(task("a").to_string().into_bytes());
         assert_eq!(fx.call(charset).await.status, 201);
@@ -87,7 +86,7 @@ async fn a_non_json_body_is_415() {
 #[tokio::test]
 async fn head_answers_like_get_without_a_body() {
     for fx in setup() {
-        let resp = fx.call(ApiRequest::new("HEAD", "/v1/stats")).await;
+        let resp = fx.call(Request::new("HEAD", "/v1/stats")).await;
         assert_eq!(resp.status, 200);
         assert!(resp.body.is_empty());
     }
@@ -97,10 +96,10 @@ async fn head_answers_like_get_without_a_body() {
 async fn store_failures_are_500_store_unavailable() {
     let config = ApiConfig::default();
     for req in [
-        ApiRequest::json("POST", "/v1/tasks", &task("a")),
-        ApiRequest::json("POST", "/v1/dequeue", &json!({"worker_id": "w"})),
-        ApiRequest::new("GET", "/v1/stats"),
-        ApiRequest::new("GET", "/v1/tasks/t1"),
+        Request::json("POST", "/v1/tasks", &task("a")),
+        Request::json("POST", "/v1/dequeue", &json!({"worker_id": "w"})),
+        Request::new("GET", "/v1/stats"),
+        Request::new("GET", "/v1/tasks/t1"),
     ] {
         let resp = api::handle(&DownQueue::default(), &config, &req).await;
         assert_error(resp.status, &resp.json_body(), 500, "store_unavailable");
@@ -108,7 +107,7 @@ async fn store_failures_are_500_store_unavailable() {
     let health = api::handle(
         &DownQueue::default(),
         &config,
-        &ApiRequest::new("GET", "/healthz"),
+        &Request::new("GET", "/healthz"),
     )
     .await;
     assert_eq!(health.status, 200, "health does not touch the store");
@@ -118,7 +117,7 @@ async fn store_failures_are_500_store_unavailable() {
 async fn new_work_triggers_a_dispatch_and_duplicates_do_not() {
     for fx in setup() {
         let body = json!({"id": "t1", "pipeline_id": "p", "node_name": "a"});
-        let req = ApiRequest::json("POST", "/v1/tasks", &body);
+        let req = Request::json("POST", "/v1/tasks", &body);
         let resp = fx.call(req.clone()).await;
         assert!(api::triggers_dispatch(&req, &resp));
         let resp = fx.call(req.clone()).await;
@@ -126,10 +125,10 @@ async fn new_work_triggers_a_dispatch_and_duplicates_do_not() {
             !api::triggers_dispatch(&req, &resp),
             "a duplicate adds no work"
         );
-        let stats = ApiRequest::new("GET", "/v1/stats");
+        let stats = Request::new("GET", "/v1/stats");
         let resp = fx.call(stats.clone()).await;
         assert!(!api::triggers_dispatch(&stats, &resp));
-        let rescue = ApiRequest::new("POST", "/v1/maintenance/rescue");
+        let rescue = Request::new("POST", "/v1/maintenance/rescue");
         let waiting = fx.call(rescue.clone()).await;
         assert!(
             api::triggers_dispatch(&rescue, &waiting),
@@ -215,7 +214,7 @@ async fn an_undecodable_record_is_set_aside_and_the_rest_delivered() {
     .unwrap()
     .with_observer(Arc::new(Quiet));
     let config = ApiConfig::default();
-    let call = |req: ApiRequest| {
+    let call = |req: Request| {
         let q = &queue;
         let c = &config;
         async move { api::handle(q, c, &req).await }
@@ -225,13 +224,11 @@ async fn an_undecodable_record_is_set_aside_and_the_rest_delivered() {
         {"id": "good", "pipeline_id": "p", "node_name": "b"},
     ]});
     assert_eq!(
-        call(ApiRequest::json("POST", "/v1/tasks", &body))
-            .await
-            .status,
+        call(Request::json("POST", "/v1/tasks", &body)).await.status,
         201
     );
     store.set("wq/t/bad", b"\xffnot json").unwrap();
-    let resp = call(ApiRequest::json(
+    let resp = call(Request::json(
         "POST",
         "/v1/dequeue",
         &json!({"worker_id": "w", "max": 10}),
@@ -245,13 +242,11 @@ async fn an_undecodable_record_is_set_aside_and_the_rest_delivered() {
         .map(|t| t["task"]["id"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(ids, ["good"]);
-    let listed = call(ApiRequest::new("GET", "/v1/set-aside"))
-        .await
-        .json_body();
+    let listed = call(Request::new("GET", "/v1/set-aside")).await.json_body();
     assert_eq!(listed["entries"][0]["key"], "wq/t/bad", "{listed}");
-    let stats = call(ApiRequest::new("GET", "/v1/stats")).await.json_body();
+    let stats = call(Request::new("GET", "/v1/stats")).await.json_body();
     assert_eq!(stats["set_aside"], 1, "{stats}");
-    let status = call(ApiRequest::new("GET", "/v1/tasks/bad")).await;
+    let status = call(Request::new("GET", "/v1/tasks/bad")).await;
     assert_eq!(status.status, 500);
     assert_eq!(status.json_body()["error"]["code"], "store_corrupt");
 }

@@ -4,10 +4,11 @@
 //! get the key-value store.
 
 use spin_work_queue::api::ApiConfig;
-use spin_work_queue::worker::{FetchConfig, WorkerConfig};
+use spin_work_queue::worker::WorkerConfig;
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 use toml::Value;
+use wq_executors::fetch::FetchConfig;
 
 /// Read by the components' glue besides the configs: the `get-many` mode.
 const GLUE_VARIABLES: &[&str] = &["kv_get_many"];

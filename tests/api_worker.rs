@@ -6,10 +6,11 @@ mod api_support;
 mod worker_support;
 
 use serde_json::{json, Value};
-use spin_work_queue::api::{ApiConfig, ApiRequest};
+use spin_work_queue::api::ApiConfig;
+use spin_work_queue::http::Request;
 use spin_work_queue::worker::{
     drain, handle_drain, DrainRequest, DrainSettings, ExecutorReply, ExecutorRoutes,
-    HEADER_ATTEMPT, HEADER_TASK_ID,
+    HEADER_ATTEMPT, HEADER_TASK_ID, HEADER_TIMEOUT_MS,
 };
 use spin_work_queue::{ManualClock, TaskStatus};
 use std::sync::Arc;
@@ -43,7 +44,7 @@ async fn successes_are_acked_with_the_executor_output() {
         assert_eq!(header(&calls[0], HEADER_TASK_ID), ids[0]);
         assert_eq!(header(&calls[0], HEADER_ATTEMPT), "0");
         assert_eq!(calls[0].body, br#"{"node":"a"}"#);
-        assert_eq!(calls[0].timeout_ms, TIMEOUT_MS);
+        assert_eq!(header(&calls[0], HEADER_TIMEOUT_MS), TIMEOUT_MS.to_string());
     }
 }
 
@@ -211,7 +212,7 @@ async fn the_drain_endpoint_answers_counts_and_prepares_the_follow_up() {
     for fx in setup() {
         fx.enqueue(&["a", "b"]).await;
         let exec = fx.executor(|_| answer(200, json!(1)));
-        let req = ApiRequest::json("POST", "/worker/drain", &json!({"max_tasks": 1}))
+        let req = Request::json("POST", "/worker/drain", &json!({"max_tasks": 1}))
             .with_header("authorization", "Bearer tok");
         let out = handle_drain(&*fx.queue, &exec, &fx.settings, Some("tok"), 1 << 20, &req).await;
         assert_eq!(out.response.status, 200);
@@ -221,12 +222,12 @@ async fn the_drain_endpoint_answers_counts_and_prepares_the_follow_up() {
         );
         let next = out.follow_up.expect("work remains");
         assert_eq!(
-            (next.method.as_str(), next.path.as_str()),
+            (next.method.as_str(), next.path()),
             ("POST", "/worker/drain")
         );
         assert_eq!(next.header("authorization"), Some("Bearer tok"));
         assert_eq!(next.json_body_for_test()["max_tasks"], 1);
-        let bare = ApiRequest::new("POST", "/worker/drain");
+        let bare = Request::new("POST", "/worker/drain");
         let out = handle_drain(&*fx.queue, &exec, &fx.settings, None, 1 << 20, &bare).await;
         assert_eq!(
             out.response.json_body()["processed"],
@@ -243,31 +244,31 @@ async fn the_drain_endpoint_checks_route_method_auth_and_parameters() {
         let exec = fx.executor(|_| answer(200, json!(1)));
         let cases = [
             (
-                ApiRequest::new("POST", "/worker/other"),
+                Request::new("POST", "/worker/other"),
                 None,
                 404,
                 "not_found",
             ),
             (
-                ApiRequest::new("GET", "/worker/drain"),
+                Request::new("GET", "/worker/drain"),
                 None,
                 405,
                 "method_not_allowed",
             ),
             (
-                ApiRequest::new("POST", "/worker/drain"),
+                Request::new("POST", "/worker/drain"),
                 Some("tok"),
                 401,
                 "unauthorized",
             ),
             (
-                ApiRequest::json("POST", "/worker/drain", &json!({"batch": 0})),
+                Request::json("POST", "/worker/drain", &json!({"batch": 0})),
                 None,
                 422,
                 "invalid_request",
             ),
             (
-                ApiRequest::json("POST", "/worker/drain", &json!({"batch": "ten"})),
+                Request::json("POST", "/worker/drain", &json!({"batch": "ten"})),
                 None,
                 400,
                 "bad_request",
@@ -286,7 +287,7 @@ trait JsonBody {
     fn json_body_for_test(&self) -> Value;
 }
 
-impl JsonBody for ApiRequest {
+impl JsonBody for Request {
     fn json_body_for_test(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or(Value::Null)
     }

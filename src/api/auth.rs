@@ -1,11 +1,11 @@
 //! Bearer-token authentication with a constant-time comparison.
 
 use super::error::ApiError;
-use super::request::ApiRequest;
+use crate::http::Request;
 
 /// Check the request's `authorization: Bearer <token>` header against
 /// `expected`; `None` (no token configured) lets every request through.
-pub fn authorize(req: &ApiRequest, expected: Option<&str>) -> Result<(), ApiError> {
+pub fn authorize(req: &Request, expected: Option<&str>) -> Result<(), ApiError> {
     let Some(expected) = expected else {
         return Ok(());
     };
@@ -50,12 +50,12 @@ mod tests {
 
     #[test]
     fn no_configured_token_allows_everything() {
-        assert!(authorize(&ApiRequest::new("GET", "/v1/stats"), None).is_ok());
+        assert!(authorize(&Request::new("GET", "/v1/stats"), None).is_ok());
     }
 
     #[test]
     fn the_right_bearer_token_is_accepted_in_any_scheme_case() {
-        let req = ApiRequest::new("GET", "/v1/stats").with_header("Authorization", "bearer s3cret");
+        let req = Request::new("GET", "/v1/stats").with_header("Authorization", "bearer s3cret");
         assert!(authorize(&req, Some("s3cret")).is_ok());
     }
 
@@ -68,7 +68,7 @@ mod tests {
             Some("Bearer"),
             Some("Bearer s3cre"),
         ] {
-            let mut req = ApiRequest::new("GET", "/v1/stats");
+            let mut req = Request::new("GET", "/v1/stats");
             if let Some(h) = header {
                 req = req.with_header("authorization", h);
             }

@@ -3,13 +3,13 @@
 //! out-of-range fields (422).
 
 use super::error::ApiError;
-use super::request::ApiRequest;
+use crate::http::Request;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 /// Check the body's size against `limit` and, when there is a body, that
 /// its content type (if given) is JSON.
-pub fn check_body(req: &ApiRequest, limit: usize) -> Result<(), ApiError> {
+pub fn check_body(req: &Request, limit: usize) -> Result<(), ApiError> {
     let declared = req
         .header("content-length")
         .and_then(|v| v.trim().parse::<u64>().ok());
@@ -48,7 +48,7 @@ pub fn is_json_content_type(ct: &str) -> bool {
 
 /// The body as a JSON object: 400 when it is empty, not JSON or not an
 /// object.
-pub fn json_object(req: &ApiRequest) -> Result<Map<String, Value>, ApiError> {
+pub fn json_object(req: &Request) -> Result<Map<String, Value>, ApiError> {
     if req.body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::BadRequest(
             "a JSON object body is required".into(),
@@ -65,7 +65,7 @@ pub fn json_object(req: &ApiRequest) -> Result<Map<String, Value>, ApiError> {
 }
 
 /// The body as a JSON object, `{}` when there is no body.
-pub fn optional_json_object(req: &ApiRequest) -> Result<Map<String, Value>, ApiError> {
+pub fn optional_json_object(req: &Request) -> Result<Map<String, Value>, ApiError> {
     if req.body.iter().all(u8::is_ascii_whitespace) {
         Ok(Map::new())
     } else {
@@ -116,8 +116,8 @@ pub fn kind(v: &Value) -> &'static str {
 mod tests {
     use super::*;
 
-    fn post(ct: Option<&str>, body: &str) -> ApiRequest {
-        let mut req = ApiRequest::new("POST", "/v1/tasks").with_body(body.as_bytes().to_vec());
+    fn post(ct: Option<&str>, body: &str) -> Request {
+        let mut req = Request::new("POST", "/v1/tasks").with_body(body.as_bytes().to_vec());
         if let Some(ct) = ct {
             req = req.with_header("content-type", ct);
         }

@@ -1,8 +1,8 @@
 //! [`ApiError`]: why the HTTP layer refused or failed a request, and its
 //! mapping to a status code and an error body.
 
-use super::request::ApiResponse;
 use crate::error::QueueError;
+use crate::http::Response;
 
 /// Why a request did not succeed, at the HTTP layer.
 ///
@@ -102,8 +102,8 @@ impl ApiError {
 
     /// The complete error response: status, `content-type`, the `allow`
     /// header for a 405 and `www-authenticate` for a 401.
-    pub fn to_response(&self) -> ApiResponse {
-        let mut resp = ApiResponse::json(
+    pub fn to_response(&self) -> Response {
+        let mut resp = Response::json(
             self.status(),
             &serde_json::json!({ "error": self.to_json() }),
         );

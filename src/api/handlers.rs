@@ -3,9 +3,9 @@
 
 use super::body::{decode, json_object, kind, optional_json_object, require};
 use super::error::ApiError;
-use super::request::{ApiRequest, ApiResponse};
 use super::router::Route;
 use crate::error::QueueError;
+use crate::http::{Request, Response};
 use crate::model::{self, Ack, DequeueRequest, NewTask};
 use crate::queue::LeasedQueue;
 use serde::Deserialize;
@@ -25,10 +25,10 @@ const INVALID_BATCH: &str = "invalid_batch";
 pub async fn run<Q: LeasedQueue + ?Sized>(
     queue: &Q,
     route: Route,
-    req: &ApiRequest,
-) -> Result<ApiResponse, ApiError> {
+    req: &Request,
+) -> Result<Response, ApiError> {
     match route {
-        Route::Health => Ok(ApiResponse::json(200, &json!({"ok": true}))),
+        Route::Health => Ok(Response::json(200, &json!({"ok": true}))),
         Route::Enqueue => enqueue(queue, req).await,
         Route::Dequeue => dequeue(queue, req).await,
         Route::Ack(id) => ack(queue, &id, req).await,
@@ -60,8 +60,8 @@ pub async fn run<Q: LeasedQueue + ?Sized>(
     }
 }
 
-fn ok<T: serde::Serialize + ?Sized>(value: &T) -> Result<ApiResponse, ApiError> {
-    Ok(ApiResponse::json(200, value))
+fn ok<T: serde::Serialize + ?Sized>(value: &T) -> Result<Response, ApiError> {
+    Ok(Response::json(200, value))
 }
 
 /// A path id that cannot be a task id names no task: 404.
@@ -83,10 +83,7 @@ fn new_task(value: Value, what: &str) -> Result<NewTask, ApiError> {
     decode(obj, what)
 }
 
-async fn enqueue<Q: LeasedQueue + ?Sized>(
-    queue: &Q,
-    req: &ApiRequest,
-) -> Result<ApiResponse, ApiError> {
+async fn enqueue<Q: LeasedQueue + ?Sized>(queue: &Q, req: &Request) -> Result<Response, ApiError> {
     let mut obj = json_object(req)?;
     let tasks = match obj.remove("tasks") {
         None => vec![new_task(Value::Object(obj), "task")?],
@@ -108,13 +105,10 @@ async fn enqueue<Q: LeasedQueue + ?Sized>(
     } else {
         201
     };
-    Ok(ApiResponse::json(status, &json!({ "tasks": outcomes })))
+    Ok(Response::json(status, &json!({ "tasks": outcomes })))
 }
 
-async fn dequeue<Q: LeasedQueue + ?Sized>(
-    queue: &Q,
-    req: &ApiRequest,
-) -> Result<ApiResponse, ApiError> {
+async fn dequeue<Q: LeasedQueue + ?Sized>(queue: &Q, req: &Request) -> Result<Response, ApiError> {
     let obj = json_object(req)?;
     require(&obj, &["worker_id"], INVALID_REQUEST, "dequeue")?;
     let request: DequeueRequest = decode(obj, "dequeue")?;
@@ -132,8 +126,8 @@ struct AckBody {
 async fn ack<Q: LeasedQueue + ?Sized>(
     queue: &Q,
     id: &str,
-    req: &ApiRequest,
-) -> Result<ApiResponse, ApiError> {
+    req: &Request,
+) -> Result<Response, ApiError> {
     known_id(id)?;
     let obj = json_object(req)?;
     require(&obj, &["lease_id"], INVALID_REQUEST, "ack")?;
@@ -157,8 +151,8 @@ struct FailBody {
 async fn fail<Q: LeasedQueue + ?Sized>(
     queue: &Q,
     id: &str,
-    req: &ApiRequest,
-) -> Result<ApiResponse, ApiError> {
+    req: &Request,
+) -> Result<Response, ApiError> {
     known_id(id)?;
     let obj = json_object(req)?;
     require(&obj, &["lease_id", "error"], INVALID_REQUEST, "fail")?;
@@ -179,8 +173,8 @@ struct HeartbeatBody {
 async fn heartbeat<Q: LeasedQueue + ?Sized>(
     queue: &Q,
     id: &str,
-    req: &ApiRequest,
-) -> Result<ApiResponse, ApiError> {
+    req: &Request,
+) -> Result<Response, ApiError> {
     known_id(id)?;
     let obj = json_object(req)?;
     require(&obj, &["lease_id"], INVALID_REQUEST, "heartbeat")?;
@@ -191,8 +185,8 @@ async fn heartbeat<Q: LeasedQueue + ?Sized>(
 
 async fn ack_batch<Q: LeasedQueue + ?Sized>(
     queue: &Q,
-    req: &ApiRequest,
-) -> Result<ApiResponse, ApiError> {
+    req: &Request,
+) -> Result<Response, ApiError> {
     let mut obj = json_object(req)?;
     require(&obj, &["acks"], INVALID_BATCH, "ack batch")?;
     let items = match obj.remove("acks") {
@@ -226,7 +220,7 @@ async fn ack_batch<Q: LeasedQueue + ?Sized>(
     ok(&json!({ "results": results }))
 }
 
-async fn task<Q: LeasedQueue + ?Sized>(queue: &Q, id: &str) -> Result<ApiResponse, ApiError> {
+async fn task<Q: LeasedQueue + ?Sized>(queue: &Q, id: &str) -> Result<Response, ApiError> {
     known_id(id)?;
     match queue.task(id).await? {
         Some(info) => ok(&info),
@@ -237,7 +231,7 @@ async fn task<Q: LeasedQueue + ?Sized>(queue: &Q, id: &str) -> Result<ApiRespons
 async fn results<Q: LeasedQueue + ?Sized>(
     queue: &Q,
     pipeline_id: &str,
-) -> Result<ApiResponse, ApiError> {
+) -> Result<Response, ApiError> {
     let results: Vec<Value> = queue
         .results(pipeline_id)
         .await?
@@ -249,15 +243,15 @@ async fn results<Q: LeasedQueue + ?Sized>(
 
 async fn dead_letters<Q: LeasedQueue + ?Sized>(
     queue: &Q,
-    req: &ApiRequest,
-) -> Result<ApiResponse, ApiError> {
+    req: &Request,
+) -> Result<Response, ApiError> {
     let limit = limit(req)?;
     ok(&json!({ "tasks": queue.dead_letters(limit).await? }))
 }
 
 /// The `limit` query parameter of a listing (its range is the queue's to
 /// check).
-fn limit(req: &ApiRequest) -> Result<usize, ApiError> {
+fn limit(req: &Request) -> Result<usize, ApiError> {
     match req.query_param("limit") {
         None => Ok(DEAD_LETTER_LIMIT_DEFAULT),
         Some(raw) => raw

@@ -1,18 +1,19 @@
 //! The HTTP API (`docs/api.md`, `openapi.yaml`) independent of Spin: a plain
-//! [`ApiRequest`] goes in, an [`ApiResponse`] comes out, for any
+//! [`Request`] goes in, an [`Response`] comes out, for any
 //! [`LeasedQueue`].
 //!
-//! The queue component converts Spin's request into an [`ApiRequest`],
+//! The queue component converts Spin's request into an [`Request`],
 //! calls [`handle`] and converts the answer back; everything else — routing,
 //! auth, body limits, JSON, validation, status codes — happens here, so it
 //! is tested natively.
 //!
 //! ```
-//! use spin_work_queue::api::{handle, ApiConfig, ApiRequest};
+//! use spin_work_queue::api::{handle, ApiConfig};
+//! use spin_work_queue::http::Request;
 //! # use spin_work_queue::LocalWorkQueue;
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! # let queue = LocalWorkQueue::new();
-//! let resp = handle(&queue, &ApiConfig::default(), &ApiRequest::new("GET", "/healthz")).await;
+//! let resp = handle(&queue, &ApiConfig::default(), &Request::new("GET", "/healthz")).await;
 //! assert_eq!(resp.status, 200);
 //! # });
 //! ```
@@ -26,7 +27,6 @@ mod body;
 mod config;
 mod error;
 mod handlers;
-mod request;
 mod router;
 
 pub use auth::{authorize, constant_time_eq};
@@ -37,12 +37,12 @@ pub use config::{
 };
 pub use error::{queue_status, ApiError};
 pub use handlers::{DEAD_LETTER_LIMIT_DEFAULT, DEAD_LETTER_LIMIT_MAX};
-pub use request::{percent_decode, ApiRequest, ApiResponse};
 pub use router::{route, Route};
 
 pub(crate) use body::{check_body, decode, optional_json_object};
 pub(crate) use config::parse_or;
 
+use crate::http::{Request, Response};
 use crate::queue::LeasedQueue;
 
 /// Answer one request. Never panics: every failure is an error response
@@ -50,8 +50,8 @@ use crate::queue::LeasedQueue;
 pub async fn handle<Q: LeasedQueue + ?Sized>(
     queue: &Q,
     config: &ApiConfig,
-    req: &ApiRequest,
-) -> ApiResponse {
+    req: &Request,
+) -> Response {
     let mut resp = match try_handle(queue, config, req).await {
         Ok(resp) => resp,
         Err(e) => e.to_response(),
@@ -65,12 +65,12 @@ pub async fn handle<Q: LeasedQueue + ?Sized>(
 async fn try_handle<Q: LeasedQueue + ?Sized>(
     queue: &Q,
     config: &ApiConfig,
-    req: &ApiRequest,
-) -> Result<ApiResponse, ApiError> {
-    if is_v1(&req.path) {
+    req: &Request,
+) -> Result<Response, ApiError> {
+    if is_v1(req.path()) {
         authorize(req, config.api_token.as_deref())?;
     }
-    let route = route(&req.method, &req.path)?;
+    let route = route(&req.method, req.path())?;
     check_body(req, config.max_body_bytes)?;
     handlers::run(queue, route, req).await
 }
@@ -85,13 +85,14 @@ fn is_v1(path: &str) -> bool {
 /// tasks.
 ///
 /// ```
-/// use spin_work_queue::api::{triggers_dispatch, ApiRequest, ApiResponse};
-/// let req = ApiRequest::new("POST", "/v1/tasks");
-/// assert!(triggers_dispatch(&req, &ApiResponse::json(201, &serde_json::json!({}))));
-/// assert!(!triggers_dispatch(&req, &ApiResponse::json(200, &serde_json::json!({}))));
+/// use spin_work_queue::api::triggers_dispatch;
+/// use spin_work_queue::http::{Request, Response};
+/// let req = Request::new("POST", "/v1/tasks");
+/// assert!(triggers_dispatch(&req, &Response::json(201, &serde_json::json!({}))));
+/// assert!(!triggers_dispatch(&req, &Response::json(200, &serde_json::json!({}))));
 /// ```
-pub fn triggers_dispatch(req: &ApiRequest, resp: &ApiResponse) -> bool {
-    match route(&req.method, &req.path) {
+pub fn triggers_dispatch(req: &Request, resp: &Response) -> bool {
+    match route(&req.method, req.path()) {
         Ok(Route::Enqueue) => resp.status == 201,
         Ok(Route::Redrive(_)) => resp.status == 200,
         Ok(Route::Rescue) if resp.status == 200 => {

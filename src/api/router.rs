@@ -1,7 +1,7 @@
 //! Routing: from method and path to a [`Route`], or a 404 / 405.
 
 use super::error::ApiError;
-use super::request::percent_decode;
+use crate::http::percent_decode;
 
 /// Every endpoint of the API, with its path parameters (decoded).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,23 +7,18 @@
 //! | [`SqliteKv`] | native SQLite laid out and committed exactly like Spin's default store (not on `wasm32`) |
 //! | [`CountingKv`] | wrapper counting reads and write commits (benchmarks, cost tests) |
 //! | [`FaultyKv`] | wrapper failing the k-th operation (crash tests) |
-//! | `WasiKv` | `wasi:keyvalue` inside a Spin component (`wasm32` only) |
 
 mod counting;
 mod faulty;
 mod memory;
 #[cfg(not(target_arch = "wasm32"))]
 mod sqlite;
-#[cfg(target_arch = "wasm32")]
-mod wasi;
 
 pub use counting::{CountingKv, KvCounts};
 pub use faulty::{FaultMode, FaultyKv};
 pub use memory::{CounterEncoding, MemoryKv};
 #[cfg(not(target_arch = "wasm32"))]
 pub use sqlite::SqliteKv;
-#[cfg(target_arch = "wasm32")]
-pub use wasi::{GetMany, WasiKv};
 
 /// Why a key-value operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -3,7 +3,7 @@
 //! empty queue — after waiting for the retries it scheduled when they fall
 //! due within the budget.
 
-use super::executor::{classify, Execution, Executor, ExecutorRequest};
+use super::executor::{classify, task_request, Execution, Executor};
 use super::routes::ExecutorRoutes;
 use crate::clock::Clock;
 use crate::config::{MAX_DEQUEUE_BATCH, MAX_LEASE_MS, MIN_LEASE_MS};
@@ -310,9 +310,9 @@ impl<Q: LeasedQueue + ?Sized, E: Executor + ?Sized> Run<'_, Q, E> {
                 continue;
             };
             let url = self.settings.routes.url_for(&leased.task.node_name);
-            let call =
-                ExecutorRequest::for_task(&leased.task, url, self.settings.executor_timeout_ms);
-            match classify(self.executor.call(call).await) {
+            let timeout_ms = self.settings.executor_timeout_ms;
+            let call = task_request(&leased.task, url, timeout_ms);
+            match classify(self.executor.call(call, timeout_ms).await) {
                 Execution::Succeeded(output) => acks.push(Ack {
                     id: leased.task.id,
                     lease_id: leased.lease.id,

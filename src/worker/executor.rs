@@ -3,6 +3,7 @@
 //! (2xx → success, 4xx → permanent failure, 5xx / timeout / connection
 //! error → retryable failure).
 
+use crate::http::{Request, Response};
 use crate::port::WorkTask;
 use async_trait::async_trait;
 use serde_json::Value;
@@ -20,49 +21,36 @@ pub const HEADER_IDEMPOTENCY_KEY: &str = "x-wq-idempotency-key";
 /// Longest part of an executor's error body kept in the task's error.
 pub const ERROR_EXCERPT_CHARS: usize = 500;
 
-/// One call of an executor: `POST url` with the task's input as JSON.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExecutorRequest {
-    /// Absolute URL, or a path (a Spin self request).
-    pub url: String,
-    /// Headers, `content-type` and the `x-wq-*` headers included.
-    pub headers: Vec<(String, String)>,
-    /// The task's input, serialized.
-    pub body: Vec<u8>,
-    /// Time allowed for the answer.
-    pub timeout_ms: u64,
-}
+/// Header carrying the time the executor has to answer, in ms: the
+/// worker gives up on the call after it (an executor doing slow work of
+/// its own should stop by then, or the task may run twice at once).
+pub const HEADER_TIMEOUT_MS: &str = "x-wq-timeout-ms";
 
-impl ExecutorRequest {
-    /// The request executing `task` at `url`.
-    pub fn for_task(task: &WorkTask, url: String, timeout_ms: u64) -> Self {
-        Self {
-            url,
-            headers: vec![
-                ("content-type".into(), "application/json".into()),
-                (HEADER_TASK_ID.into(), task.id.clone()),
-                (HEADER_PIPELINE_ID.into(), task.pipeline_id.clone()),
-                (HEADER_NODE_NAME.into(), task.node_name.clone()),
-                (HEADER_ATTEMPT.into(), task.attempt.to_string()),
-                (HEADER_IDEMPOTENCY_KEY.into(), task.idempotency_key.clone()),
-            ],
-            body: task.input.to_string().into_bytes(),
-            timeout_ms,
-        }
+/// The request executing `task` at `url` within `timeout_ms`: `POST` of
+/// the task's input as JSON, with the `x-wq-*` headers.
+pub fn task_request(task: &WorkTask, url: String, timeout_ms: u64) -> Request {
+    Request {
+        method: "POST".into(),
+        url,
+        headers: vec![
+            ("content-type".into(), "application/json".into()),
+            (HEADER_TASK_ID.into(), task.id.clone()),
+            (HEADER_PIPELINE_ID.into(), task.pipeline_id.clone()),
+            (HEADER_NODE_NAME.into(), task.node_name.clone()),
+            (HEADER_ATTEMPT.into(), task.attempt.to_string()),
+            (HEADER_IDEMPOTENCY_KEY.into(), task.idempotency_key.clone()),
+            (HEADER_TIMEOUT_MS.into(), timeout_ms.to_string()),
+        ],
+        body: task.input.to_string().into_bytes(),
     }
 }
 
 /// What came back from an executor call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExecutorReply {
-    /// An HTTP answer.
-    Response {
-        /// Status code.
-        status: u16,
-        /// Body.
-        body: Vec<u8>,
-    },
-    /// No (complete) answer within the timeout.
+    /// A complete HTTP answer within the deadline.
+    Answered(Response),
+    /// No complete answer (headers and body) within the deadline.
     Timeout,
     /// The executor could not be reached (connection refused, DNS, a
     /// host not allowed by the app…).
@@ -73,8 +61,9 @@ pub enum ExecutorReply {
 /// implements it with Spin's outbound HTTP; tests with a fake.
 #[async_trait(?Send)]
 pub trait Executor {
-    /// Send `req` and wait for the answer (at most `req.timeout_ms`).
-    async fn call(&self, req: ExecutorRequest) -> ExecutorReply;
+    /// Send `req` and wait for the whole answer, headers and body, for at
+    /// most `timeout_ms`: past it the call is a [`ExecutorReply::Timeout`].
+    async fn call(&self, req: Request, timeout_ms: u64) -> ExecutorReply;
 }
 
 /// The outcome of executing a node.
@@ -94,24 +83,24 @@ pub enum Execution {
 /// Classify an executor's reply.
 ///
 /// ```
+/// use spin_work_queue::http::Response;
 /// use spin_work_queue::worker::{classify, Execution, ExecutorReply};
 /// use serde_json::json;
-/// let ok = ExecutorReply::Response { status: 200, body: b"{\"a\":1}".to_vec() };
-/// assert_eq!(classify(ok), Execution::Succeeded(json!({"a": 1})));
-/// let text = ExecutorReply::Response { status: 201, body: b"done".to_vec() };
-/// assert_eq!(classify(text), Execution::Succeeded(json!("done")));
-/// let gone = ExecutorReply::Response { status: 404, body: vec![] };
+/// let answer = |status, body: &[u8]| ExecutorReply::Answered(Response { status, headers: vec![], body: body.to_vec() });
+/// assert_eq!(classify(answer(200, b"{\"a\":1}")), Execution::Succeeded(json!({"a": 1})));
+/// assert_eq!(classify(answer(201, b"done")), Execution::Succeeded(json!("done")));
+/// let gone = answer(404, b"");
 /// assert!(matches!(classify(gone), Execution::Failed { retryable: false, .. }));
 /// assert!(matches!(classify(ExecutorReply::Timeout), Execution::Failed { retryable: true, .. }));
 /// ```
 pub fn classify(reply: ExecutorReply) -> Execution {
     match reply {
-        ExecutorReply::Response { status, body } if (200..300).contains(&status) => {
-            Execution::Succeeded(output_of(&body))
+        ExecutorReply::Answered(r) if (200..300).contains(&r.status) => {
+            Execution::Succeeded(output_of(&r.body))
         }
-        ExecutorReply::Response { status, body } => Execution::Failed {
-            error: format!("executor answered {status}: {}", excerpt(&body)),
-            retryable: !(400..500).contains(&status),
+        ExecutorReply::Answered(r) => Execution::Failed {
+            error: format!("executor answered {}: {}", r.status, excerpt(&r.body)),
+            retryable: !(400..500).contains(&r.status),
         },
         ExecutorReply::Timeout => Execution::Failed {
             error: "executor timed out".into(),
@@ -151,10 +140,11 @@ mod tests {
     use serde_json::json;
 
     fn reply(status: u16, body: &str) -> Execution {
-        classify(ExecutorReply::Response {
+        classify(ExecutorReply::Answered(Response {
             status,
+            headers: Vec::new(),
             body: body.as_bytes().to_vec(),
-        })
+        }))
     }
 
     #[test]
@@ -217,7 +207,7 @@ mod tests {
             attempt: 2,
             idempotency_key: "ik".into(),
         };
-        let req = ExecutorRequest::for_task(&task, "/executors/n".into(), 1000);
+        let req = task_request(&task, "/executors/n".into(), 1000);
         let h = |n: &str| {
             req.headers
                 .iter()
@@ -227,6 +217,11 @@ mod tests {
         assert_eq!(h(HEADER_TASK_ID), Some("t1"));
         assert_eq!(h(HEADER_ATTEMPT), Some("2"));
         assert_eq!(h(HEADER_IDEMPOTENCY_KEY), Some("ik"));
+        assert_eq!(h(HEADER_TIMEOUT_MS), Some("1000"));
+        assert_eq!(
+            (req.method.as_str(), req.url.as_str()),
+            ("POST", "/executors/n")
+        );
         assert_eq!(req.body, br#"{"k":1}"#);
     }
 }

@@ -3,9 +3,8 @@
 
 use super::drain::{drain, DrainRequest, DrainSettings};
 use super::executor::Executor;
-use crate::api::{
-    authorize, check_body, decode, optional_json_object, ApiError, ApiRequest, ApiResponse,
-};
+use crate::api::{authorize, check_body, decode, optional_json_object, ApiError};
+use crate::http::{Request, Response};
 use crate::queue::LeasedQueue;
 
 /// The last path segment of the drain route.
@@ -16,10 +15,10 @@ pub const DRAIN_SEGMENT: &str = "drain";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DrainOutcome {
     /// The HTTP answer.
-    pub response: ApiResponse,
+    pub response: Response,
     /// `POST` to the same path with the same parameters (and the bearer
     /// token when one is configured), when the drain stopped with work left.
-    pub follow_up: Option<ApiRequest>,
+    pub follow_up: Option<Request>,
 }
 
 /// Answer a request to the worker component.
@@ -33,7 +32,7 @@ pub async fn handle_drain<Q, E>(
     settings: &DrainSettings,
     api_token: Option<&str>,
     max_body_bytes: usize,
-    req: &ApiRequest,
+    req: &Request,
 ) -> DrainOutcome
 where
     Q: LeasedQueue + ?Sized,
@@ -54,20 +53,20 @@ async fn try_drain<Q, E>(
     settings: &DrainSettings,
     api_token: Option<&str>,
     max_body_bytes: usize,
-    req: &ApiRequest,
+    req: &Request,
 ) -> Result<DrainOutcome, ApiError>
 where
     Q: LeasedQueue + ?Sized,
     E: Executor + ?Sized,
 {
     let last = req
-        .path
+        .path()
         .trim_end_matches('/')
         .rsplit('/')
         .next()
         .unwrap_or("");
     if last != DRAIN_SEGMENT {
-        return Err(ApiError::NoRoute(req.path.clone()));
+        return Err(ApiError::NoRoute(req.path().to_string()));
     }
     if !req.method.eq_ignore_ascii_case("POST") {
         return Err(ApiError::MethodNotAllowed {
@@ -85,7 +84,7 @@ where
         Ok(report) => {
             let follow_up = report.more.then(|| follow_up(req, &params, api_token));
             Ok(DrainOutcome {
-                response: ApiResponse::json(200, &report),
+                response: Response::json(200, &report),
                 follow_up,
             })
         }
@@ -93,16 +92,16 @@ where
             let api = ApiError::from(e.source.clone());
             let body = serde_json::json!({ "error": api.to_json(), "partial": e.partial });
             Ok(DrainOutcome {
-                response: ApiResponse::json(api.status(), &body),
+                response: Response::json(api.status(), &body),
                 follow_up: None,
             })
         }
     }
 }
 
-fn follow_up(req: &ApiRequest, params: &DrainRequest, api_token: Option<&str>) -> ApiRequest {
+fn follow_up(req: &Request, params: &DrainRequest, api_token: Option<&str>) -> Request {
     let body = serde_json::to_value(params).unwrap_or_default();
-    let next = ApiRequest::json("POST", &req.path, &body);
+    let next = Request::json("POST", req.path(), &body);
     match api_token {
         Some(token) => next.with_header("authorization", &format!("Bearer {token}")),
         None => next,

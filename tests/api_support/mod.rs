@@ -4,8 +4,9 @@
 #![allow(dead_code)]
 
 use serde_json::{json, Value};
-use spin_work_queue::api::{self, ApiConfig, ApiRequest, ApiResponse};
+use spin_work_queue::api::{self, ApiConfig};
 use spin_work_queue::config::QueueConfig;
+use spin_work_queue::http::{Request, Response};
 use spin_work_queue::kv::{KvError, MemoryKv};
 use spin_work_queue::model::{
     Ack, DeadLetterEntry, DequeueRequest, Enqueued, FailOutcome, LeasedTask, NewTask, QueueStats,
@@ -84,17 +85,17 @@ pub fn setup_with(config: ApiConfig) -> Vec<Fixture> {
 }
 
 impl Fixture {
-    pub async fn call(&self, req: ApiRequest) -> ApiResponse {
+    pub async fn call(&self, req: Request) -> Response {
         api::handle(&*self.queue, &self.config, &req).await
     }
 
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let resp = self.call(ApiRequest::json("POST", path, &body)).await;
+        let resp = self.call(Request::json("POST", path, &body)).await;
         (resp.status, resp.json_body())
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let resp = self.call(ApiRequest::new("GET", path)).await;
+        let resp = self.call(Request::new("GET", path)).await;
         (resp.status, resp.json_body())
     }
 

@@ -7,10 +7,11 @@ use crate::api_support::implementations;
 use async_trait::async_trait;
 use serde_json::{json, Value};
 use spin_work_queue::config::QueueConfig;
+use spin_work_queue::http::{Request, Response};
 use spin_work_queue::model::NewTask;
 use spin_work_queue::worker::{
-    drain, DrainReport, DrainRequest, DrainSettings, Executor, ExecutorReply, ExecutorRequest,
-    ExecutorRoutes, HEADER_ATTEMPT, HEADER_NODE_NAME,
+    drain, DrainReport, DrainRequest, DrainSettings, Executor, ExecutorReply, ExecutorRoutes,
+    HEADER_ATTEMPT, HEADER_NODE_NAME,
 };
 use spin_work_queue::{Clock, LeasedQueue, ManualClock, RetryPolicy, TaskStatus, WorkQueuePort};
 use std::cell::RefCell;
@@ -118,7 +119,7 @@ impl Fixture {
             .expect("known task")
     }
 
-    pub fn executor<F: Fn(&ExecutorRequest) -> Step>(&self, script: F) -> Scripted<'_, F> {
+    pub fn executor<F: Fn(&Request) -> Step>(&self, script: F) -> Scripted<'_, F> {
         Scripted {
             queue: &*self.queue,
             clock: &self.clock,
@@ -138,7 +139,7 @@ impl Fixture {
     }
 
     /// One drain with [`Fixture::awaiting_retries`] settings.
-    pub async fn drain_awaiting_retries<F: Fn(&ExecutorRequest) -> Step>(
+    pub async fn drain_awaiting_retries<F: Fn(&Request) -> Step>(
         &self,
         exec: &Scripted<'_, F>,
         req: &DrainRequest,
@@ -169,10 +170,11 @@ pub struct Step {
 /// A step answering `status` with `body` at once.
 pub fn answer(status: u16, body: Value) -> Step {
     Step {
-        reply: ExecutorReply::Response {
+        reply: ExecutorReply::Answered(Response {
             status,
+            headers: Vec::new(),
             body: body.to_string().into_bytes(),
-        },
+        }),
         takes_ms: 0,
         then_rescue: false,
     }
@@ -185,12 +187,12 @@ pub struct Scripted<'a, F> {
     clock: &'a ManualClock,
     script: F,
     /// The calls made, in order.
-    pub calls: RefCell<Vec<ExecutorRequest>>,
+    pub calls: RefCell<Vec<Request>>,
 }
 
 #[async_trait(?Send)]
-impl<F: Fn(&ExecutorRequest) -> Step> Executor for Scripted<'_, F> {
-    async fn call(&self, req: ExecutorRequest) -> ExecutorReply {
+impl<F: Fn(&Request) -> Step> Executor for Scripted<'_, F> {
+    async fn call(&self, req: Request, _timeout_ms: u64) -> ExecutorReply {
         let step = (self.script)(&req);
         self.calls.borrow_mut().push(req);
         self.clock.advance(step.takes_ms);
@@ -201,7 +203,7 @@ impl<F: Fn(&ExecutorRequest) -> Step> Executor for Scripted<'_, F> {
     }
 }
 
-pub fn header<'a>(req: &'a ExecutorRequest, name: &str) -> &'a str {
+pub fn header<'a>(req: &'a Request, name: &str) -> &'a str {
     req.headers
         .iter()
         .find(|(k, _)| k == name)
@@ -209,12 +211,12 @@ pub fn header<'a>(req: &'a ExecutorRequest, name: &str) -> &'a str {
         .unwrap_or("")
 }
 
-pub fn node(req: &ExecutorRequest) -> &str {
+pub fn node(req: &Request) -> &str {
     header(req, HEADER_NODE_NAME)
 }
 
 /// Fails attempt 0 with a 500, answers 200 afterwards.
-pub fn flaky(req: &ExecutorRequest) -> Step {
+pub fn flaky(req: &Request) -> Step {
     match header(req, HEADER_ATTEMPT) {
         "0" => answer(500, json!("first try fails")),
         _ => answer(200, json!("second works")),

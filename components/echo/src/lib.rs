@@ -1,13 +1,13 @@
 //! Example executor: answers with its input (see
-//! [`spin_work_queue::worker::echo_plan`] for the `sleep_ms`, `fail_times`
-//! and `fail_status` knobs).
+//! [`wq_executors::echo::echo_plan`] for the `sleep_ms`, `fail_times` and
+//! `fail_status` knobs).
 
 #![cfg(target_arch = "wasm32")]
 
 use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
 use spin_work_queue::api::{ApiError, MAX_BODY_BYTES_DEFAULT};
-use spin_work_queue::worker::echo_plan;
+use wq_executors::echo::echo_plan;
 use wq_spin_glue::{read_request, respond};
 
 #[http_component]

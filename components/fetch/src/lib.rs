@@ -1,6 +1,6 @@
 //! Example executor: input `{"url"}` → `GET` it → output
 //! `{status, content_type, bytes, title}` (see
-//! [`spin_work_queue::worker::fetch_output`]). A target that cannot be
+//! [`wq_executors::fetch::fetch_output`]). A target that cannot be
 //! reached is a 502 (retryable); a host outside `allowed_outbound_hosts`, or
 //! a private address while `fetch_private_hosts` is `deny`, a 403.
 
@@ -8,11 +8,12 @@
 
 use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
-use spin_work_queue::worker::{
+use spin_work_queue::http::Request;
+use wq_executors::fetch::{
     fetch_denied, fetch_output, fetch_target, fetch_unreachable, FetchConfig,
     FETCH_TITLE_SCAN_BYTES,
 };
-use wq_spin_glue::{read_request, respond, send, variable, Outbound, SendFailure};
+use wq_spin_glue::{read_request, respond, send, variable, Limits, SendFailure};
 
 /// Largest input accepted.
 const MAX_INPUT_BYTES: usize = 64 * 1024;
@@ -35,21 +36,18 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
         Ok(url) => url,
         Err(answer) => return respond(out, &answer).await,
     };
-    let get = Outbound {
-        method: "GET".into(),
-        url: url.clone(),
-        headers: vec![("accept".into(), "text/html,*/*".into())],
-        body: Vec::new(),
-        timeout_ms: Some(FETCH_TIMEOUT_MS),
+    let get = Request::new("GET", &url).with_header("accept", "text/html,*/*");
+    let limits = Limits {
+        deadline_ms: Some(FETCH_TIMEOUT_MS),
         keep_bytes: FETCH_TITLE_SCAN_BYTES,
         max_read_bytes: FETCH_MAX_READ_BYTES,
     };
-    let answer = match send(get).await {
-        Ok(reply) => fetch_output(
-            reply.status,
-            reply.header("content-type"),
-            reply.total_bytes,
-            &reply.body,
+    let answer = match send(&get, limits).await {
+        Ok(got) => fetch_output(
+            got.response.status,
+            got.response.header("content-type"),
+            got.body_bytes,
+            &got.response.body,
         ),
         Err(SendFailure::Denied) => fetch_denied(&url),
         Err(e) => fetch_unreachable(&url, &e.to_string()),

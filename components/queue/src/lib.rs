@@ -10,8 +10,9 @@
 
 use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
-use spin_work_queue::api::{self, ApiConfig, ApiRequest, MAX_BODY_BYTES_DEFAULT};
-use wq_spin_glue::{open_queue, read_request, respond, send, variable, Outbound};
+use spin_work_queue::api::{self, ApiConfig, MAX_BODY_BYTES_DEFAULT};
+use spin_work_queue::http::Request;
+use wq_spin_glue::{open_queue, read_request, respond, send, variable, Limits};
 
 /// Time allowed to the push-dispatch request (a whole drain answers it).
 const DISPATCH_TIMEOUT_MS: u64 = 600_000;
@@ -44,17 +45,15 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
 
 /// Tell the worker there is work: `POST {worker_url}` with `{}`.
 async fn push_dispatch(url: &str, token: Option<&str>) {
-    let mut drain = ApiRequest::json("POST", url, &serde_json::json!({}));
+    let mut drain = Request::json("POST", url, &serde_json::json!({}));
     if let Some(token) = token {
         drain = drain.with_header("authorization", &format!("Bearer {token}"));
     }
-    let mut outbound = Outbound::from_api(&drain, Some(url));
-    outbound.timeout_ms = Some(DISPATCH_TIMEOUT_MS);
-    match send(outbound).await {
-        Ok(reply) if (200..300).contains(&reply.status) => {}
-        Ok(reply) => eprintln!(
+    match send(&drain, Limits::within(DISPATCH_TIMEOUT_MS, 64 * 1024)).await {
+        Ok(got) if (200..300).contains(&got.response.status) => {}
+        Ok(got) => eprintln!(
             "spin-work-queue: push dispatch to {url} answered {}",
-            reply.status
+            got.response.status
         ),
         Err(e) => eprintln!("spin-work-queue: push dispatch to {url} failed: {e}"),
     }

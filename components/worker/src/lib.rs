@@ -14,12 +14,11 @@ use async_trait::async_trait;
 use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
 use spin_work_queue::api::MAX_BODY_BYTES_DEFAULT;
-use spin_work_queue::worker::{
-    self, DrainSettings, Executor, ExecutorReply, ExecutorRequest, WorkerConfig,
-};
+use spin_work_queue::http::{Request, Response};
+use spin_work_queue::worker::{self, DrainSettings, Executor, ExecutorReply, WorkerConfig};
 use spin_work_queue::SystemClock;
 use std::sync::Arc;
-use wq_spin_glue::{open_queue, read_request, respond, send, variable, Outbound, SendFailure};
+use wq_spin_glue::{open_queue, read_request, respond, send, variable, Limits, SendFailure};
 
 /// Time allowed to the follow-up drain request.
 const FOLLOW_UP_TIMEOUT_MS: u64 = 600_000;
@@ -57,11 +56,12 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
     let outcome = worker::handle_drain(&queue, &executor, &settings, token, limit, &request).await;
     respond(out, &outcome.response).await;
     if let Some(next) = outcome.follow_up {
-        let mut outbound = Outbound::from_api(&next, None);
-        outbound.timeout_ms = Some(FOLLOW_UP_TIMEOUT_MS);
-        match send(outbound).await {
-            Ok(reply) if (200..300).contains(&reply.status) => {}
-            Ok(reply) => eprintln!("spin-work-queue: follow-up drain answered {}", reply.status),
+        match send(&next, Limits::within(FOLLOW_UP_TIMEOUT_MS, 64 * 1024)).await {
+            Ok(got) if (200..300).contains(&got.response.status) => {}
+            Ok(got) => eprintln!(
+                "spin-work-queue: follow-up drain answered {}",
+                got.response.status
+            ),
             Err(e) => eprintln!("spin-work-queue: follow-up drain failed: {e}"),
         }
     }
@@ -75,29 +75,23 @@ struct SpinExecutor {
 
 #[async_trait(?Send)]
 impl Executor for SpinExecutor {
-    async fn call(&self, req: ExecutorRequest) -> ExecutorReply {
-        let outbound = Outbound {
-            method: "POST".into(),
-            url: req.url,
-            headers: req.headers,
-            body: req.body,
-            timeout_ms: Some(req.timeout_ms),
+    async fn call(&self, req: Request, timeout_ms: u64) -> ExecutorReply {
+        let limits = Limits {
+            deadline_ms: Some(timeout_ms),
             keep_bytes: self.max_output_bytes,
             max_read_bytes: self.max_output_bytes as u64 + 1,
         };
-        match send(outbound).await {
-            Ok(reply) if reply.total_bytes > self.max_output_bytes as u64 => {
-                ExecutorReply::Response {
-                    // Not retryable: the same node would answer the same way.
+        match send(&req, limits).await {
+            Ok(got) if got.body_bytes > self.max_output_bytes as u64 => {
+                // Not retryable: the same node would answer the same way.
+                let too_large = format!("output larger than {} bytes", self.max_output_bytes);
+                ExecutorReply::Answered(Response {
                     status: 413,
-                    body: format!("output larger than {} bytes", self.max_output_bytes)
-                        .into_bytes(),
-                }
+                    headers: Vec::new(),
+                    body: too_large.into_bytes(),
+                })
             }
-            Ok(reply) => ExecutorReply::Response {
-                status: reply.status,
-                body: reply.body,
-            },
+            Ok(got) => ExecutorReply::Answered(got.response),
             Err(SendFailure::Timeout) => ExecutorReply::Timeout,
             Err(e) => ExecutorReply::Unreachable(e.to_string()),
         }

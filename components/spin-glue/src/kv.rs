@@ -1,5 +1,5 @@
 //! [`WasiKv`]: the [`KeyValue`] seam over `wasi:keyvalue@0.2.0-draft2`
-//! inside a Spin component (`wasm32` only).
+//! inside a Spin component.
 //!
 //! `get-many` is broken on Spin's Redis backend (Spin 4.1: an error with
 //! several keys, a host panic with one existing key), so reads of several
@@ -11,8 +11,8 @@
 //! key by key and the handle stays in `Single` mode for its lifetime (one
 //! request), so a misconfigured Redis app is slower but correct.
 
-use super::{even_chunks, KeyValue, KvError};
 use crate::bindings::wasi::keyvalue::{atomics, batch, store};
+use spin_work_queue::kv::{even_chunks, KeyValue, KvError};
 use std::cell::Cell;
 
 /// Most keys sent in one `get-many`.

@@ -1,4 +1,4 @@
-//! Spin variables, read through `wasi:config/store` (`wasm32` only).
+//! Spin variables, read through `wasi:config/store`.
 //!
 //! A component declares each variable it reads in `spin.toml`
 //! (`[component.<id>.variables]`); an undeclared or unreadable variable

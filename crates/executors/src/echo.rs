@@ -2,9 +2,10 @@
 //! read from the input (`sleep_ms`, `fail_times`, `fail_status`) that let
 //! tests exercise timeouts and retries.
 
-use super::executor::HEADER_ATTEMPT;
-use crate::api::{ApiRequest, ApiResponse};
-use serde_json::{json, Value};
+use crate::error;
+use serde_json::Value;
+use spin_work_queue::http::{Request, Response};
+use spin_work_queue::worker::HEADER_ATTEMPT;
 
 /// Longest accepted `sleep_ms` (10 minutes).
 pub const ECHO_MAX_SLEEP_MS: u64 = 600_000;
@@ -17,7 +18,7 @@ pub struct EchoPlan {
     /// Milliseconds to wait before answering.
     pub sleep_ms: u64,
     /// The answer.
-    pub response: ApiResponse,
+    pub response: Response,
 }
 
 /// Plan the answer to `req`.
@@ -28,16 +29,16 @@ pub struct EchoPlan {
 /// Otherwise the answer is 200 with the body as it came.
 ///
 /// ```
-/// use spin_work_queue::api::ApiRequest;
-/// use spin_work_queue::worker::echo_plan;
+/// use spin_work_queue::http::Request;
+/// use wq_executors::echo::echo_plan;
 /// use serde_json::json;
 /// let input = json!({"fail_times": 1});
-/// let first = ApiRequest::json("POST", "/executors/echo", &input).with_header("x-wq-attempt", "0");
+/// let first = Request::json("POST", "/executors/echo", &input).with_header("x-wq-attempt", "0");
 /// assert_eq!(echo_plan(&first).response.status, 500);
-/// let second = ApiRequest::json("POST", "/executors/echo", &input).with_header("x-wq-attempt", "1");
+/// let second = Request::json("POST", "/executors/echo", &input).with_header("x-wq-attempt", "1");
 /// assert_eq!(echo_plan(&second).response.status, 200);
 /// ```
-pub fn echo_plan(req: &ApiRequest) -> EchoPlan {
+pub fn echo_plan(req: &Request) -> EchoPlan {
     let input: Value = if req.body.iter().all(u8::is_ascii_whitespace) {
         Value::Null
     } else {
@@ -69,25 +70,18 @@ pub fn echo_plan(req: &ApiRequest) -> EchoPlan {
             &format!("attempt {attempt} fails (fail_times = {fail_times})"),
         )
     } else {
-        ApiResponse::json(200, &input)
+        Response::json(200, &input)
     };
     EchoPlan { sleep_ms, response }
-}
-
-/// An error answer `{"error":{"code","message"}}`.
-pub(crate) fn error(status: u16, code: &str, message: &str) -> ApiResponse {
-    ApiResponse::json(
-        status,
-        &json!({"error": {"code": code, "message": message}}),
-    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn plan(input: Value, attempt: Option<&str>) -> EchoPlan {
-        let mut req = ApiRequest::json("POST", "/executors/echo", &input);
+        let mut req = Request::json("POST", "/executors/echo", &input);
         if let Some(a) = attempt {
             req = req.with_header(HEADER_ATTEMPT, a);
         }
@@ -127,7 +121,7 @@ mod tests {
 
     #[test]
     fn malformed_json_is_a_400() {
-        let req = ApiRequest::new("POST", "/executors/echo").with_body(b"{".to_vec());
+        let req = Request::new("POST", "/executors/echo").with_body(b"{".to_vec());
         assert_eq!(echo_plan(&req).response.status, 400);
     }
 }

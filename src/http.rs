@@ -1,37 +1,57 @@
-//! [`ApiRequest`] and [`ApiResponse`]: plain HTTP messages, independent of
-//! Spin, so the API runs and is tested natively.
+//! [`Request`] and [`Response`]: plain HTTP messages, independent of Spin.
+//! The API answers them, the worker sends them to executors, and the Spin
+//! glue converts them to and from `wasi:http`, so everything above the glue
+//! runs and is tested natively.
 
 use serde::Serialize;
 
-/// An HTTP request as the API sees it.
+/// An HTTP request: one that came in, or one to send.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ApiRequest {
+pub struct Request {
     /// Upper-case method (`GET`, `POST`, …).
     pub method: String,
-    /// The path, without the query (`/v1/tasks`), not percent-decoded.
-    pub path: String,
-    /// The raw query string without the `?` (empty when none).
-    pub query: String,
+    /// Where it goes: the path and query of a request that came in
+    /// (`/v1/tasks?limit=5`, not percent-decoded); for one to send, an
+    /// absolute `http(s)://` URL or a path (a request to the app itself).
+    pub url: String,
     /// Header names and values; names compare case-insensitively.
     pub headers: Vec<(String, String)>,
     /// The body (possibly cut one byte past the body limit by the caller).
     pub body: Vec<u8>,
 }
 
-impl ApiRequest {
+impl Request {
     /// A request without headers or body.
-    pub fn new(method: &str, path_and_query: &str) -> Self {
-        let (path, query) = match path_and_query.split_once('?') {
-            Some((p, q)) => (p, q),
-            None => (path_and_query, ""),
-        };
+    pub fn new(method: &str, url: &str) -> Self {
         Self {
             method: method.to_ascii_uppercase(),
-            path: path.to_string(),
-            query: query.to_string(),
+            url: url.to_string(),
             headers: Vec::new(),
             body: Vec::new(),
         }
+    }
+
+    /// The path, without the query (`/v1/tasks`); `/` for an absolute URL
+    /// without one.
+    pub fn path(&self) -> &str {
+        self.path_and_query().0
+    }
+
+    /// The raw query string without the `?` (empty when none).
+    pub fn query(&self) -> &str {
+        self.path_and_query().1
+    }
+
+    fn path_and_query(&self) -> (&str, &str) {
+        let rest = match self.url.split_once("://") {
+            Some((_, after)) => match after.find(['/', '?']) {
+                Some(at) => &after[at..],
+                None => "",
+            },
+            None => self.url.as_str(),
+        };
+        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+        (if path.is_empty() { "/" } else { path }, query)
     }
 
     /// A request with a JSON body and `content-type: application/json`.
@@ -60,7 +80,7 @@ impl ApiRequest {
 
     /// The percent-decoded value of query parameter `name`, if present.
     pub fn query_param(&self, name: &str) -> Option<String> {
-        self.query
+        self.query()
             .split('&')
             .filter(|p| !p.is_empty())
             .find_map(|pair| {
@@ -70,9 +90,9 @@ impl ApiRequest {
     }
 }
 
-/// An HTTP response as the API produces it.
+/// An HTTP response.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiResponse {
+pub struct Response {
     /// Status code.
     pub status: u16,
     /// Header names (lower case) and values.
@@ -81,7 +101,7 @@ pub struct ApiResponse {
     pub body: Vec<u8>,
 }
 
-impl ApiResponse {
+impl Response {
     /// A JSON response with `content-type: application/json`.
     pub fn json<T: Serialize + ?Sized>(status: u16, value: &T) -> Self {
         match serde_json::to_vec(value) {
@@ -122,7 +142,7 @@ fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a st
 /// malformed or the result is not UTF-8.
 ///
 /// ```
-/// use spin_work_queue::api::percent_decode;
+/// use spin_work_queue::http::percent_decode;
 /// assert_eq!(percent_decode("a%2Fb").as_deref(), Some("a/b"));
 /// assert_eq!(percent_decode("%zz"), None);
 /// ```
@@ -150,16 +170,29 @@ mod tests {
 
     #[test]
     fn query_parameters_are_found_and_decoded() {
-        let req = ApiRequest::new("get", "/v1/dead-letter?x=1&limit=2%30");
+        let req = Request::new("get", "/v1/dead-letter?x=1&limit=2%30");
         assert_eq!(req.method, "GET");
-        assert_eq!(req.path, "/v1/dead-letter");
+        assert_eq!(req.path(), "/v1/dead-letter");
+        assert_eq!(req.query(), "x=1&limit=2%30");
         assert_eq!(req.query_param("limit").as_deref(), Some("20"));
         assert_eq!(req.query_param("y"), None);
     }
 
     #[test]
+    fn absolute_urls_have_a_path_and_a_query() {
+        let at = |url: &str| {
+            let req = Request::new("GET", url);
+            (req.path().to_string(), req.query().to_string())
+        };
+        assert_eq!(at("http://h:80/a/b?c=d"), ("/a/b".into(), "c=d".into()));
+        assert_eq!(at("https://h"), ("/".into(), "".into()));
+        assert_eq!(at("http://h?q"), ("/".into(), "q".into()));
+        assert_eq!(at("/x"), ("/x".into(), "".into()));
+    }
+
+    #[test]
     fn headers_compare_case_insensitively() {
-        let req = ApiRequest::new("GET", "/").with_header("Content-Type", "text/plain");
+        let req = Request::new("GET", "/").with_header("Content-Type", "text/plain");
         assert_eq!(req.header("content-type"), Some("text/plain"));
     }
 }
