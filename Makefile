@@ -51,10 +51,13 @@ lint: wasm-target
 fmt:
 	$(CARGO) fmt --all
 
-## Every test: unit, conformance, crash, concurrency, model-based, cost,
-## API contract, component imports and end to end.
+## Every test: unit, conformance, simulation, crash, concurrency,
+## model-based, cost, API contract, component imports, end to end on
+## wq-test-host, and on a real `spin up` when Spin is installed
+## (WQ_REQUIRE_SPIN=1 makes a missing Spin a failure).
 test: lint build
 	$(CARGO) test --workspace
+	CARGO=$(CARGO) WQ_SPIN=$(SPIN) tests/spin-e2e.sh
 
 ## The deterministic simulation on SEEDS seeds per store (optimised
 ## build); a failing seed prints its trace and how to replay it.
@@ -67,3 +70,4 @@ sim:
 bench: build
 	$(CARGO) bench --bench queue
 	$(CARGO) bench --bench e2e
+	$(CARGO) bench --bench dispatch

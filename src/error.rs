@@ -131,3 +131,9 @@ impl QueueError {
         }
     }
 }
+
+impl From<crate::config::ConfigError> for QueueError {
+    fn from(e: crate::config::ConfigError) -> Self {
+        QueueError::invalid(InvalidKind::Config, e.to_string())
+    }
+}

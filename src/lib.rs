@@ -44,6 +44,7 @@ pub mod api;
 pub mod client;
 pub mod clock;
 pub mod config;
+pub mod dispatch;
 mod encode;
 pub mod engine;
 pub mod error;
@@ -58,6 +59,7 @@ pub mod worker;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{QueueConfig, RetryPolicy};
+pub use dispatch::{DrainGate, DrainQueue, Ticket};
 pub use engine::{Event, KvWorkQueue, Observer, StderrObserver};
 pub use error::{Invalid, InvalidKind, QueueError, Result};
 pub use local::LocalWorkQueue;

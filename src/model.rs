@@ -77,8 +77,8 @@ impl NewTask {
         if let Some(id) = &self.id {
             validate_task_id(id)?;
         }
-        validate_name("pipeline_id", &self.pipeline_id)?;
-        validate_name("node_name", &self.node_name)?;
+        validate_segment_name("pipeline_id", &self.pipeline_id)?;
+        validate_segment_name("node_name", &self.node_name)?;
         if let Some(key) = &self.idempotency_key {
             validate_name("idempotency_key", key)?;
         }
@@ -231,6 +231,21 @@ pub fn validate_name(field: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
+/// Check a name that becomes a URL path segment (the pipeline of
+/// `/v1/pipelines/{pipeline_id}/results`, the node of
+/// `{executor_base}/{node_name}`): a free-form name, but not `.` or `..`,
+/// which URL libraries resolve to another path.
+pub fn validate_segment_name(field: &str, value: &str) -> Result<()> {
+    validate_name(field, value)?;
+    if matches!(value, "." | "..") {
+        return Err(QueueError::invalid(
+            InvalidKind::Task,
+            format!("{field} cannot be {value:?}: it is used as a URL path segment"),
+        ));
+    }
+    Ok(())
+}
+
 /// The outcome of enqueueing one task.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Enqueued {
@@ -353,6 +368,10 @@ pub struct TaskInfo {
 pub struct QueueStats {
     /// Waiting to be delivered (the port's `pending_count`).
     pub pending: u64,
+    /// Of those, the ones a dequeue would deliver now: not waiting for a
+    /// delay or retry that maintenance has not made due yet.
+    #[serde(default)]
+    pub due: u64,
     /// Delivered and not finished.
     pub in_progress: u64,
     /// Completed.

@@ -406,7 +406,7 @@ async fn stats_count_every_state() {
         assert_eq!(status, 200);
         assert_eq!(
             stats,
-            json!({"pending": 1, "in_progress": 1, "completed": 1, "failed": 0, "dead_letter": 0, "set_aside": 0})
+            json!({"pending": 1, "due": 1, "in_progress": 1, "completed": 1, "failed": 0, "dead_letter": 0, "set_aside": 0})
         );
     }
 }

@@ -101,7 +101,9 @@ async fn store_failures_are_500_store_unavailable() {
         Request::new("GET", "/v1/stats"),
         Request::new("GET", "/v1/tasks/t1"),
     ] {
-        let resp = api::handle(&DownQueue::default(), &config, &req).await;
+        let resp = api::handle(&DownQueue::default(), &config, &req)
+            .await
+            .response;
         assert_error(resp.status, &resp.json_body(), 500, "store_unavailable");
     }
     let health = api::handle(
@@ -109,47 +111,43 @@ async fn store_failures_are_500_store_unavailable() {
         &config,
         &Request::new("GET", "/healthz"),
     )
-    .await;
+    .await
+    .response;
     assert_eq!(health.status, 200, "health does not touch the store");
 }
 
 #[tokio::test]
-async fn new_work_triggers_a_dispatch_and_duplicates_do_not() {
+async fn work_due_now_is_reported_and_nothing_else() {
     for fx in setup() {
         let body = json!({"id": "t1", "pipeline_id": "p", "node_name": "a"});
         let req = Request::json("POST", "/v1/tasks", &body);
-        let resp = fx.call(req.clone()).await;
-        assert!(api::triggers_dispatch(&req, &resp));
-        let resp = fx.call(req.clone()).await;
-        assert!(
-            !api::triggers_dispatch(&req, &resp),
-            "a duplicate adds no work"
-        );
-        let stats = Request::new("GET", "/v1/stats");
-        let resp = fx.call(stats.clone()).await;
-        assert!(!api::triggers_dispatch(&stats, &resp));
+        assert!(fx.handle(req.clone()).await.work_due, "a new task");
+        let again = fx.handle(req.clone()).await;
+        assert_eq!(again.response.status, 200);
+        assert!(!again.work_due, "a duplicate adds no work");
+        let later = json!({"id": "t2", "pipeline_id": "p", "node_name": "a", "delay_ms": 60_000});
+        let delayed = fx.handle(Request::json("POST", "/v1/tasks", &later)).await;
+        assert_eq!(delayed.response.status, 201);
+        assert!(!delayed.work_due, "a delayed task is not due yet");
+        assert!(!fx.handle(Request::new("GET", "/v1/stats")).await.work_due);
         let rescue = Request::new("POST", "/v1/maintenance/rescue");
-        let waiting = fx.call(rescue.clone()).await;
-        assert!(
-            api::triggers_dispatch(&rescue, &waiting),
-            "a pending task wants a drain"
-        );
+        let waiting = fx.handle(rescue.clone()).await;
+        assert!(waiting.work_due, "a due task wants a drain");
+        assert_eq!(waiting.response.json_body()["due"], 1);
         fx.dequeue(1).await;
-        let idle = fx.call(rescue.clone()).await;
-        assert!(
-            !api::triggers_dispatch(&rescue, &idle),
-            "nothing rescued, nothing pending"
+        let idle = fx.handle(rescue.clone()).await;
+        let report = idle.response.json_body();
+        assert!(!idle.work_due, "only a delayed task waits: {report}");
+        assert_eq!(
+            (report["pending"].as_u64(), report["due"].as_u64()),
+            (Some(1), Some(0))
         );
         let rescue_after = spin_work_queue::QueueConfig::default()
             .timing()
             .rescue_after_ms;
         fx.clock.advance(LEASE_MS + rescue_after);
-        let busy = fx.call(rescue.clone()).await;
-        assert!(
-            api::triggers_dispatch(&rescue, &busy),
-            "{:?}",
-            busy.json_body()
-        );
+        let busy = fx.handle(rescue.clone()).await;
+        assert!(busy.work_due, "{:?}", busy.response.json_body());
     }
 }
 
@@ -217,7 +215,7 @@ async fn an_undecodable_record_is_set_aside_and_the_rest_delivered() {
     let call = |req: Request| {
         let q = &queue;
         let c = &config;
-        async move { api::handle(q, c, &req).await }
+        async move { api::handle(q, c, &req).await.response }
     };
     let body = json!({"tasks": [
         {"id": "bad", "pipeline_id": "p", "node_name": "a"},

@@ -9,6 +9,7 @@ use std::cell::RefCell;
 use std::collections::BTreeSet;
 use toml::Value;
 use wq_executors::fetch::FetchConfig;
+use wq_executors::ExecutorAuth;
 
 /// Read by the components' glue besides the configs: the `get-many` mode.
 const GLUE_VARIABLES: &[&str] = &["kv_get_many"];
@@ -52,8 +53,14 @@ fn every_variable_read_is_declared_with_a_default_and_mapped() {
     });
     let mut fetch_reads = names_read(|var| {
         FetchConfig::from_lookup(var).expect("defaults are valid");
+        ExecutorAuth::from_lookup(var);
     });
     fetch_reads.retain(|name| !GLUE_VARIABLES.contains(&name.as_str())); // no store
+    let mut echo_reads = names_read(|var| {
+        ExecutorAuth::from_lookup(var);
+    });
+    echo_reads.retain(|name| !GLUE_VARIABLES.contains(&name.as_str()));
+    assert!(echo_reads.contains("api_token") && fetch_reads.contains("api_token"));
     assert!(queue_reads.contains("api_token") && queue_reads.contains("worker_url"));
     assert!(worker_reads.contains("executors") && worker_reads.contains("executor_timeout_ms"));
     assert!(fetch_reads.contains("fetch_private_hosts"));
@@ -61,6 +68,7 @@ fn every_variable_read_is_declared_with_a_default_and_mapped() {
         ("queue", &queue_reads),
         ("worker", &worker_reads),
         ("fetch", &fetch_reads),
+        ("echo", &echo_reads),
     ] {
         let mapped = table_keys(component(&m, id).get("variables"));
         for name in reads {
@@ -92,31 +100,44 @@ fn variable_defaults_are_the_code_defaults() {
 }
 
 #[test]
-fn routes_reach_their_components() {
+fn public_routes_reach_the_api_and_the_worker_and_executors_are_private() {
     let m = manifest();
-    let routes: BTreeSet<(String, String)> = m["trigger"]["http"]
-        .as_array()
-        .expect("[[trigger.http]]")
-        .iter()
-        .map(|t| {
-            (
-                t["route"].as_str().unwrap_or_default().to_string(),
-                t["component"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect();
-    for (route, id) in [
+    let mut public = BTreeSet::new();
+    let mut private = BTreeSet::new();
+    for t in m["trigger"]["http"].as_array().expect("[[trigger.http]]") {
+        let id = t["component"].as_str().unwrap_or_default().to_string();
+        match &t["route"] {
+            Value::String(route) => public.insert((route.clone(), id)),
+            route => {
+                assert_eq!(route["private"].as_bool(), Some(true), "{id}: {route}");
+                private.insert(id)
+            }
+        };
+    }
+    let expected: BTreeSet<(String, String)> = [
         ("/v1/...", "queue"),
         ("/healthz", "queue"),
         ("/worker/...", "worker"),
-        ("/executors/echo", "echo"),
-        ("/executors/echo/...", "echo"),
-        ("/executors/fetch", "fetch"),
-        ("/executors/fetch/...", "fetch"),
-    ] {
+    ]
+    .iter()
+    .map(|(r, id)| (r.to_string(), id.to_string()))
+    .collect();
+    assert_eq!(public, expected, "no executor is public");
+    assert_eq!(private, BTreeSet::from(["echo".into(), "fetch".into()]));
+    // The worker reaches each bundled executor by service chaining.
+    let routes = WorkerConfig::default().routes;
+    let hosts = component(&m, "worker")["allowed_outbound_hosts"]
+        .as_array()
+        .expect("worker hosts")
+        .iter()
+        .filter_map(Value::as_str)
+        .map(str::to_string)
+        .collect::<BTreeSet<_>>();
+    for id in ["echo", "fetch"] {
+        assert_eq!(routes.url_for(id), format!("http://{id}.spin.internal/"));
         assert!(
-            routes.contains(&(route.into(), id.into())),
-            "{route} → {id} missing"
+            hosts.contains(&format!("http://{id}.spin.internal")),
+            "{hosts:?}"
         );
     }
 }
@@ -146,9 +167,7 @@ fn only_the_queue_and_the_worker_open_the_store() {
         let source = c["source"].as_str().unwrap_or_default();
         assert_eq!(source, format!("target/wasm32-wasip2/release/wq_{id}.wasm"));
     }
-    for id in ["queue", "worker"] {
-        let hosts = &component(&m, id)["allowed_outbound_hosts"];
-        assert_eq!(hosts.as_array().map(Vec::len), Some(1), "{id}: {hosts}");
-        assert_eq!(hosts[0].as_str(), Some("http://self"), "{id}");
-    }
+    let hosts = &component(&m, "queue")["allowed_outbound_hosts"];
+    assert_eq!(hosts.as_array().map(Vec::len), Some(1), "queue: {hosts}");
+    assert_eq!(hosts[0].as_str(), Some("http://self"), "queue");
 }

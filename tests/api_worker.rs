@@ -12,7 +12,7 @@ use spin_work_queue::worker::{
     drain, handle_drain, DrainRequest, DrainSettings, ExecutorReply, ExecutorRoutes,
     HEADER_ATTEMPT, HEADER_TASK_ID, HEADER_TIMEOUT_MS,
 };
-use spin_work_queue::{ManualClock, TaskStatus};
+use spin_work_queue::{dispatch, ManualClock, TaskStatus};
 use std::sync::Arc;
 use worker_support::{answer, header, node, setup, Step, TIMEOUT_MS};
 
@@ -222,11 +222,21 @@ async fn the_drain_endpoint_answers_counts_and_prepares_the_follow_up() {
         );
         let next = out.follow_up.expect("work remains");
         assert_eq!(
-            (next.method.as_str(), next.path()),
+            (next.request.method.as_str(), next.request.path()),
             ("POST", "/worker/drain")
         );
-        assert_eq!(next.header("authorization"), Some("Bearer tok"));
-        assert_eq!(next.json_body_for_test()["max_tasks"], 1);
+        assert_eq!(next.request.header("authorization"), Some("Bearer tok"));
+        let body = next.request.json_body_for_test();
+        assert_eq!(
+            (body["max_tasks"].as_u64(), body["background"].as_bool()),
+            (Some(1), Some(true))
+        );
+        assert_eq!(body["ticket"], json!(next.ticket));
+        assert_eq!(
+            fx.queue.drains_in_flight().await.unwrap(),
+            1,
+            "the drain released its place and took one for the next"
+        );
         let bare = Request::new("POST", "/worker/drain");
         let out = handle_drain(&*fx.queue, &exec, &fx.settings, None, 1 << 20, &bare).await;
         assert_eq!(
@@ -235,6 +245,14 @@ async fn the_drain_endpoint_answers_counts_and_prepares_the_follow_up() {
             "an empty body takes the defaults"
         );
         assert!(out.follow_up.is_none());
+        dispatch::pushed(&*fx.queue, next.ticket, false)
+            .await
+            .unwrap();
+        assert_eq!(
+            fx.queue.drains_in_flight().await.unwrap(),
+            0,
+            "a failed push gives its place back"
+        );
     }
 }
 
@@ -299,7 +317,7 @@ fn worker_leases_outlast_one_executor_call() {
         "w",
         ExecutorRoutes::default(),
         25_000,
-        ApiConfig::default().default_lease_ms,
+        ApiConfig::default().queue.default_lease_ms,
         Arc::new(ManualClock::new(0)),
     );
     assert!(settings.lease_ms >= 25_000 + spin_work_queue::worker::LEASE_MARGIN_MS);

@@ -404,8 +404,10 @@ impl Model {
         for (id, t) in &self.tasks {
             let info = self.q.task(id).await.unwrap().unwrap();
             let ok = match (&t.state, &info.status) {
-                (M::Pending { .. }, TaskStatus::Pending) => {
+                (M::Pending { due }, TaskStatus::Pending) => {
                     stats.pending += 1;
+                    // Deliverable now: undelayed, or made due by maintenance.
+                    stats.due += u64::from(*due <= self.now());
                     true
                 }
                 (M::Leased { .. }, TaskStatus::InProgress { .. }) => {

@@ -72,6 +72,29 @@ fn simulated_hosts_on_sqlite_keep_every_invariant() {
 }
 
 #[test]
+fn pushed_drains_leave_no_task_behind_and_stay_within_the_gate() {
+    let (mut steps, mut runs, mut most) = (0, 0, 0);
+    for seed in seeds() {
+        for store in [StoreKind::MemoryLe, StoreKind::Sqlite] {
+            let o = sim::dispatch::run(seed, store);
+            assert!(
+                o.violations.is_empty(),
+                "dispatch seed {seed} on {}: {} of {} tasks\n{}\n\ntrace:\n{}",
+                store.name(),
+                o.violations.len(),
+                o.tasks,
+                o.violations.join("\n"),
+                o.trace
+            );
+            steps += o.steps;
+            runs += 1;
+            most = most.max(o.drains_at_once);
+        }
+    }
+    println!("SIM dispatch runs={runs} steps={steps} drains_at_once<={most} violations=0");
+}
+
+#[test]
 fn the_engine_answers_like_local_work_queue_one_request_at_a_time() {
     for seed in seeds() {
         if let Err(e) = sim::differential::run(seed, 400) {

@@ -1,6 +1,7 @@
 //! [`ApiError`]: why the HTTP layer refused or failed a request, and its
 //! mapping to a status code and an error body.
 
+use crate::config::ConfigError;
 use crate::error::QueueError;
 use crate::http::Response;
 
@@ -49,7 +50,7 @@ pub enum ApiError {
     },
     /// The component's configuration (Spin variables) is invalid (500).
     #[error("invalid configuration: {0}")]
-    Config(String),
+    Config(#[from] ConfigError),
     /// The queue refused or failed the operation.
     #[error(transparent)]
     Queue(#[from] QueueError),

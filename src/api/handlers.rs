@@ -21,43 +21,52 @@ const INVALID_REQUEST: &str = "invalid_request";
 const INVALID_TASK: &str = "invalid_task";
 const INVALID_BATCH: &str = "invalid_batch";
 
-/// Run the handler of `route`.
+/// Run the handler of `route`: its answer, and whether it put work in
+/// the queue that is due now.
 pub async fn run<Q: LeasedQueue + ?Sized>(
     queue: &Q,
     route: Route,
     req: &Request,
-) -> Result<Response, ApiError> {
+) -> Result<(Response, bool), ApiError> {
     match route {
-        Route::Health => Ok(Response::json(200, &json!({"ok": true}))),
         Route::Enqueue => enqueue(queue, req).await,
-        Route::Dequeue => dequeue(queue, req).await,
-        Route::Ack(id) => ack(queue, &id, req).await,
-        Route::Fail(id) => fail(queue, &id, req).await,
-        Route::Heartbeat(id) => heartbeat(queue, &id, req).await,
-        Route::AckBatch => ack_batch(queue, req).await,
-        Route::Task(id) => task(queue, &id).await,
-        Route::Results(pipeline_id) => results(queue, &pipeline_id).await,
-        Route::Stats => ok(&queue.stats().await?),
-        Route::DeadLetters => dead_letters(queue, req).await,
         Route::Redrive(id) => {
             known_id(&id)?;
-            ok(&json!({ "status": queue.redrive(&id).await? }))
-        }
-        Route::SetAside => {
-            let limit = limit(req)?;
-            ok(&json!({ "entries": queue.set_aside(limit).await? }))
+            let status = queue.redrive(&id).await?;
+            Ok((Response::json(200, &json!({ "status": status })), true))
         }
         Route::Rescue => {
             optional_json_object(req)?;
             let report = queue.rescue().await?;
-            // `pending` (additive): what a drain would find now, so a cron
-            // calling this endpoint also starts work made due elsewhere.
-            let pending = queue.stats().await?.pending;
+            // `pending` and `due` (additive): what waits, and what a drain
+            // would find now — so a cron calling this endpoint also starts
+            // work made due elsewhere, and only that.
+            let stats = queue.stats().await?;
             let mut body = serde_json::to_value(report).expect("reports serialise");
-            body["pending"] = json!(pending);
-            ok(&body)
+            body["pending"] = json!(stats.pending);
+            body["due"] = json!(stats.due);
+            Ok((Response::json(200, &body), stats.due > 0))
+        }
+        Route::Health => idle(Ok(Response::json(200, &json!({"ok": true})))),
+        Route::Dequeue => idle(dequeue(queue, req).await),
+        Route::Ack(id) => idle(ack(queue, &id, req).await),
+        Route::Fail(id) => idle(fail(queue, &id, req).await),
+        Route::Heartbeat(id) => idle(heartbeat(queue, &id, req).await),
+        Route::AckBatch => idle(ack_batch(queue, req).await),
+        Route::Task(id) => idle(task(queue, &id).await),
+        Route::Results(pipeline_id) => idle(results(queue, &pipeline_id).await),
+        Route::Stats => idle(ok(&queue.stats().await?)),
+        Route::DeadLetters => idle(dead_letters(queue, req).await),
+        Route::SetAside => {
+            let limit = limit(req)?;
+            idle(ok(&json!({ "entries": queue.set_aside(limit).await? })))
         }
     }
+}
+
+/// The answer of a handler that adds no work.
+fn idle(answer: Result<Response, ApiError>) -> Result<(Response, bool), ApiError> {
+    answer.map(|r| (r, false))
 }
 
 fn ok<T: serde::Serialize + ?Sized>(value: &T) -> Result<Response, ApiError> {
@@ -83,7 +92,12 @@ fn new_task(value: Value, what: &str) -> Result<NewTask, ApiError> {
     decode(obj, what)
 }
 
-async fn enqueue<Q: LeasedQueue + ?Sized>(queue: &Q, req: &Request) -> Result<Response, ApiError> {
+/// An enqueue's answer; work is due when a task new to the queue has no
+/// delay.
+async fn enqueue<Q: LeasedQueue + ?Sized>(
+    queue: &Q,
+    req: &Request,
+) -> Result<(Response, bool), ApiError> {
     let mut obj = json_object(req)?;
     let tasks = match obj.remove("tasks") {
         None => vec![new_task(Value::Object(obj), "task")?],
@@ -99,13 +113,18 @@ async fn enqueue<Q: LeasedQueue + ?Sized>(queue: &Q, req: &Request) -> Result<Re
             )))
         }
     };
+    let undelayed: Vec<bool> = tasks.iter().map(|t| t.delay_ms == 0).collect();
     let outcomes = queue.enqueue_batch(tasks).await?;
     let status = if outcomes.iter().all(|o| o.duplicate) {
         200
     } else {
         201
     };
-    Ok(Response::json(status, &json!({ "tasks": outcomes })))
+    let due = outcomes
+        .iter()
+        .zip(undelayed)
+        .any(|(o, undelayed)| undelayed && !o.duplicate);
+    Ok((Response::json(status, &json!({ "tasks": outcomes })), due))
 }
 
 async fn dequeue<Q: LeasedQueue + ?Sized>(queue: &Q, req: &Request) -> Result<Response, ApiError> {

@@ -13,7 +13,9 @@
 //! # use spin_work_queue::LocalWorkQueue;
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! # let queue = LocalWorkQueue::new();
-//! let resp = handle(&queue, &ApiConfig::default(), &Request::new("GET", "/healthz")).await;
+//! let handled = handle(&queue, &ApiConfig::default(), &Request::new("GET", "/healthz")).await;
+//! assert!(!handled.work_due);
+//! let resp = handled.response;
 //! assert_eq!(resp.status, 200);
 //! # });
 //! ```
@@ -32,18 +34,29 @@ mod router;
 pub use auth::{authorize, constant_time_eq};
 pub use body::is_json_content_type;
 pub use config::{
-    ApiConfig, DEFAULT_LEASE_MS_DEFAULT, DEFAULT_MAX_ATTEMPTS_DEFAULT, KEY_PREFIX_DEFAULT,
-    MAX_BODY_BYTES_DEFAULT, MIN_BODY_BYTES, WORKER_URL_DEFAULT,
+    ApiConfig, DispatchConfig, DEFAULT_LEASE_MS_DEFAULT, DEFAULT_MAX_ATTEMPTS_DEFAULT,
+    KEY_PREFIX_DEFAULT, MAX_BODY_BYTES_DEFAULT, MAX_DRAINS_DEFAULT, MAX_DRAINS_LIMIT,
+    MIN_BODY_BYTES, WORKER_URL_DEFAULT,
 };
 pub use error::{queue_status, ApiError};
 pub use handlers::{DEAD_LETTER_LIMIT_DEFAULT, DEAD_LETTER_LIMIT_MAX};
 pub use router::{route, Route};
 
 pub(crate) use body::{check_body, decode, optional_json_object};
-pub(crate) use config::parse_or;
 
 use crate::http::{Request, Response};
 use crate::queue::LeasedQueue;
+
+/// The answer to a request, and whether the request put work in the
+/// queue that a dequeue would deliver now (push dispatch tells a worker).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handled {
+    /// The HTTP answer.
+    pub response: Response,
+    /// An enqueue that added a task without delay, a redrive, or a rescue
+    /// after which tasks are due.
+    pub work_due: bool,
+}
 
 /// Answer one request. Never panics: every failure is an error response
 /// `{"error":{"code","message"}}`.
@@ -51,22 +64,22 @@ pub async fn handle<Q: LeasedQueue + ?Sized>(
     queue: &Q,
     config: &ApiConfig,
     req: &Request,
-) -> Response {
-    let mut resp = match try_handle(queue, config, req).await {
-        Ok(resp) => resp,
-        Err(e) => e.to_response(),
+) -> Handled {
+    let (mut response, work_due) = match try_handle(queue, config, req).await {
+        Ok(answer) => answer,
+        Err(e) => (e.to_response(), false),
     };
     if req.method.eq_ignore_ascii_case("HEAD") {
-        resp.body.clear();
+        response.body.clear();
     }
-    resp
+    Handled { response, work_due }
 }
 
 async fn try_handle<Q: LeasedQueue + ?Sized>(
     queue: &Q,
     config: &ApiConfig,
     req: &Request,
-) -> Result<Response, ApiError> {
+) -> Result<(Response, bool), ApiError> {
     if is_v1(req.path()) {
         authorize(req, config.api_token.as_deref())?;
     }
@@ -77,29 +90,4 @@ async fn try_handle<Q: LeasedQueue + ?Sized>(
 
 fn is_v1(path: &str) -> bool {
     path == "/v1" || path.starts_with("/v1/")
-}
-
-/// True when answering `req` with `resp` put work in the queue that a
-/// worker should be told about (push dispatch): an enqueue that added at
-/// least one task (201), a redrive, or a rescue that re-queued or promoted
-/// tasks.
-///
-/// ```
-/// use spin_work_queue::api::triggers_dispatch;
-/// use spin_work_queue::http::{Request, Response};
-/// let req = Request::new("POST", "/v1/tasks");
-/// assert!(triggers_dispatch(&req, &Response::json(201, &serde_json::json!({}))));
-/// assert!(!triggers_dispatch(&req, &Response::json(200, &serde_json::json!({}))));
-/// ```
-pub fn triggers_dispatch(req: &Request, resp: &Response) -> bool {
-    match route(&req.method, req.path()) {
-        Ok(Route::Enqueue) => resp.status == 201,
-        Ok(Route::Redrive(_)) => resp.status == 200,
-        Ok(Route::Rescue) if resp.status == 200 => {
-            let report = resp.json_body();
-            let count = |k: &str| report.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
-            count("rescued") + count("promoted") + count("pending") > 0
-        }
-        _ => false,
-    }
 }

@@ -1,7 +1,7 @@
 //! The port and the extended operations over HTTP.
 
 use super::{ErrorBody, HttpWorkQueue};
-use crate::encode::percent_encode as segment;
+use crate::encode::percent_encode;
 use crate::error::{QueueError, Result};
 use crate::model::{
     Ack, DeadLetterEntry, DequeueRequest, Enqueued, FailOutcome, LeasedTask, NewTask, QueueStats,
@@ -85,7 +85,7 @@ impl LeasedQueue for HttpWorkQueue {
     }
 
     async fn ack(&self, task_id: &str, lease_id: &str, output: Value) -> Result<TaskStatus> {
-        let path = format!("/v1/tasks/{}/ack", segment(task_id));
+        let path = format!("/v1/tasks/{}/ack", task_segment(task_id)?);
         let body = json!({ "lease_id": lease_id, "output": output });
         let r: Status = self
             .post(&path, &body)
@@ -125,7 +125,7 @@ impl LeasedQueue for HttpWorkQueue {
         error: &str,
         retryable: bool,
     ) -> Result<FailOutcome> {
-        let path = format!("/v1/tasks/{}/fail", segment(task_id));
+        let path = format!("/v1/tasks/{}/fail", task_segment(task_id)?);
         let body = json!({ "lease_id": lease_id, "error": error, "retryable": retryable });
         self.post(&path, &body)
             .await
@@ -133,7 +133,7 @@ impl LeasedQueue for HttpWorkQueue {
     }
 
     async fn heartbeat(&self, task_id: &str, lease_id: &str, lease_ms: Option<u64>) -> Result<u64> {
-        let path = format!("/v1/tasks/{}/heartbeat", segment(task_id));
+        let path = format!("/v1/tasks/{}/heartbeat", task_segment(task_id)?);
         let mut body = json!({ "lease_id": lease_id });
         if let Some(ms) = lease_ms {
             body["lease_ms"] = json!(ms);
@@ -146,7 +146,10 @@ impl LeasedQueue for HttpWorkQueue {
     }
 
     async fn task(&self, task_id: &str) -> Result<Option<TaskInfo>> {
-        match self.get(&format!("/v1/tasks/{}", segment(task_id))).await {
+        let Ok(id) = task_segment(task_id) else {
+            return Ok(None);
+        };
+        match self.get(&format!("/v1/tasks/{id}")).await {
             Ok(info) => Ok(Some(info)),
             Err(QueueError::NotFound { .. }) => Ok(None),
             Err(e) => Err(e),
@@ -154,7 +157,10 @@ impl LeasedQueue for HttpWorkQueue {
     }
 
     async fn results(&self, pipeline_id: &str) -> Result<Vec<(String, Value)>> {
-        let path = format!("/v1/pipelines/{}/results", segment(pipeline_id));
+        let Some(pipeline) = segment(pipeline_id) else {
+            return Ok(Vec::new()); // no pipeline can have that id
+        };
+        let path = format!("/v1/pipelines/{pipeline}/results");
         let r: NodeResults = self.get(&path).await?;
         Ok(r.results
             .into_iter()
@@ -172,7 +178,7 @@ impl LeasedQueue for HttpWorkQueue {
     }
 
     async fn redrive(&self, task_id: &str) -> Result<TaskStatus> {
-        let path = format!("/v1/dead-letter/{}/redrive", segment(task_id));
+        let path = format!("/v1/dead-letter/{}/redrive", task_segment(task_id)?);
         let r: Status = self
             .post(&path, &json!({}))
             .await
@@ -196,4 +202,18 @@ impl LeasedQueue for HttpWorkQueue {
     fn port_leases(&self) -> &PortLeases {
         &self.leases
     }
+}
+
+/// `value` as one percent-encoded URL path segment; `None` for `.`, `..`
+/// (which URL libraries resolve to "this" or "the parent" directory, in
+/// any spelling) and the empty string: no id can be one of those.
+fn segment(value: &str) -> Option<String> {
+    (!matches!(value, "" | "." | "..")).then(|| percent_encode(value))
+}
+
+/// A task id as a path segment; one that cannot be names no task.
+fn task_segment(task_id: &str) -> Result<String> {
+    segment(task_id).ok_or_else(|| QueueError::NotFound {
+        id: task_id.to_string(),
+    })
 }

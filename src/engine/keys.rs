@@ -132,6 +132,18 @@ impl Keys {
         CounterKey(format!("{}/x/redriven", self.prefix))
     }
 
+    /// `{p}/w/{epoch}`: drains admitted in an epoch of the drain gate,
+    /// minus those that ended in it.
+    pub(crate) fn drains(&self, epoch: u64) -> CounterKey {
+        CounterKey(format!("{}/w/{epoch}", self.prefix))
+    }
+
+    /// `{p}/w/{epoch}/r`: answers the store gave too slowly whose leftovers
+    /// maintenance recovers by the end of that epoch.
+    pub(crate) fn recovery(&self, epoch: u64) -> CounterKey {
+        CounterKey(format!("{}/w/{epoch}/r", self.prefix))
+    }
+
     /// `{p}/m/state`: maintenance cursors, marks and totals.
     pub(crate) fn maintenance_state(&self) -> String {
         format!("{}/m/state", self.prefix)
@@ -203,7 +215,7 @@ mod tests {
     #[test]
     fn counters_and_values_never_share_a_key() {
         let k = Keys::new("wq");
-        let mut counters = vec![k.ring_head(), k.redriven()];
+        let mut counters = vec![k.ring_head(), k.redriven(), k.drains(3)];
         let mut values = vec![k.maintenance_state(), k.garbage()];
         for log in Log::ALL {
             counters.push(k.tail(log));

@@ -6,6 +6,7 @@
 mod ack;
 mod dead_letter;
 mod dequeue;
+mod drains;
 mod enqueue;
 mod fail;
 mod heartbeat;
@@ -25,6 +26,7 @@ pub use observe::{Event, Observer, StderrObserver};
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{QueueConfig, Timing};
+use crate::dispatch::{DrainGate, Ticket};
 use crate::error::Result;
 use crate::ids::{IdSource, UlidIds};
 use crate::kv::KeyValue;
@@ -170,5 +172,37 @@ impl<K: KeyValue + crate::MaybeSendSync> LeasedQueue for KvWorkQueue<K> {
 
     fn port_leases(&self) -> &PortLeases {
         &self.port_leases
+    }
+}
+
+#[cfg_attr(not(target_arch = "wasm32"), async_trait)]
+#[cfg_attr(target_arch = "wasm32", async_trait(?Send))]
+impl<K: KeyValue + crate::MaybeSendSync> DrainGate for KvWorkQueue<K> {
+    async fn drains_in_flight(&self) -> Result<u32> {
+        drains::in_flight(self)
+    }
+
+    async fn admit(&self, max: u32) -> Result<Option<Ticket>> {
+        drains::admit(self, max)
+    }
+
+    async fn renew(&self, ticket: Ticket, max: u32) -> Result<Option<Ticket>> {
+        drains::renew(self, ticket, max)
+    }
+
+    async fn release(&self, ticket: Ticket) -> Result<()> {
+        drains::release(self, ticket)
+    }
+
+    async fn work_due(&self) -> Result<bool> {
+        drains::work_due(self)
+    }
+
+    async fn expect_recovery(&self, at: u64) -> Result<()> {
+        drains::expect_recovery(self, at)
+    }
+
+    async fn recovery_pending(&self, within_ms: u64) -> Result<Option<u64>> {
+        drains::recovery_pending(self, within_ms)
     }
 }

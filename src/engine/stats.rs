@@ -48,6 +48,7 @@ pub(crate) fn run<K: KeyValue>(q: &KvWorkQueue<K>) -> Result<QueueStats> {
         .saturating_sub(t.undelivered + unwalked_undelivered);
     Ok(QueueStats {
         pending: waiting + stuck + delayed.saturating_sub(t.delayed_holes + t.delayed_promoted),
+        due: waiting + stuck,
         in_progress: delivered.saturating_sub(finished),
         completed: completed_ever.saturating_sub(t.retained_completed),
         failed: retried_ever.saturating_sub(t.retries_promoted),
@@ -59,7 +60,7 @@ pub(crate) fn run<K: KeyValue>(q: &KvWorkQueue<K>) -> Result<QueueStats> {
 /// Of the taken slots `walk..end` maintenance has not walked: how many
 /// delivered nothing, and how many of those still hold their pending task
 /// (its taker died; maintenance will re-queue it).
-fn unwalked<K: KeyValue>(q: &KvWorkQueue<K>, walk: u64, end: u64) -> Result<(u64, u64)> {
+pub(crate) fn unwalked<K: KeyValue>(q: &KvWorkQueue<K>, walk: u64, end: u64) -> Result<(u64, u64)> {
     let end = end.min(walk + LOOK);
     if walk >= end {
         return Ok((0, 0));

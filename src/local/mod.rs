@@ -14,6 +14,7 @@ mod state;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{QueueConfig, Timing};
+use crate::dispatch::{DrainGate, Ticket};
 use crate::error::Result;
 use crate::ids::{IdSource, UlidIds};
 use crate::model::{
@@ -66,6 +67,9 @@ pub struct LocalWorkQueue {
     ids: Arc<dyn IdSource>,
     state: Mutex<State>,
     port_leases: PortLeases,
+    /// Drains admitted and not released (the drain gate, in process: a
+    /// drain cannot die without its process).
+    drains: Mutex<u32>,
 }
 
 impl LocalWorkQueue {
@@ -100,6 +104,7 @@ impl LocalWorkQueue {
             clock,
             ids: Arc::new(UlidIds),
             state: Mutex::default(),
+            drains: Mutex::new(0),
         })
     }
 
@@ -224,6 +229,37 @@ impl LeasedQueue for LocalWorkQueue {
 
     fn port_leases(&self) -> &PortLeases {
         &self.port_leases
+    }
+}
+
+#[cfg_attr(not(target_arch = "wasm32"), async_trait)]
+#[cfg_attr(target_arch = "wasm32", async_trait(?Send))]
+impl DrainGate for LocalWorkQueue {
+    async fn drains_in_flight(&self) -> Result<u32> {
+        Ok(*self.drains.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    async fn admit(&self, max: u32) -> Result<Option<Ticket>> {
+        let mut n = self.drains.lock().unwrap_or_else(|e| e.into_inner());
+        if *n >= max {
+            return Ok(None);
+        }
+        *n += 1;
+        Ok(Some(Ticket { epoch: 0 }))
+    }
+
+    async fn renew(&self, ticket: Ticket, _max: u32) -> Result<Option<Ticket>> {
+        Ok(Some(ticket))
+    }
+
+    async fn release(&self, _ticket: Ticket) -> Result<()> {
+        let mut n = self.drains.lock().unwrap_or_else(|e| e.into_inner());
+        *n = n.saturating_sub(1);
+        Ok(())
+    }
+
+    async fn work_due(&self) -> Result<bool> {
+        Ok(self.lock().stats().due > 0)
     }
 }
 

@@ -95,6 +95,7 @@ impl Counts {
             completed,
             failed,
             dead_letter,
+            due: 0,
             set_aside: 0,
         }
     }
@@ -469,7 +470,18 @@ impl State {
 
     /// Counts by state.
     pub(crate) fn stats(&self) -> QueueStats {
-        self.counts.stats()
+        QueueStats {
+            due: self
+                .ready
+                .iter()
+                .filter(|id| {
+                    self.tasks
+                        .get(*id)
+                        .is_some_and(|r| r.status == TaskStatus::Pending)
+                })
+                .count() as u64,
+            ..self.counts.stats()
+        }
     }
 
     /// The `limit` most recent dead letters, newest first.

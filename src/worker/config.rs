@@ -2,9 +2,10 @@
 //! variables through a lookup function.
 
 use super::drain::EXECUTOR_TIMEOUT_MS_DEFAULT;
-use super::routes::{ExecutorRoutes, EXECUTOR_BASE_DEFAULT};
-use crate::api::{parse_or, ApiConfig, ApiError};
+use super::routes::{ExecutorRoutes, EXECUTORS_DEFAULT, EXECUTOR_BASE_DEFAULT};
+use crate::api::ApiConfig;
 use crate::config::MAX_LEASE_MS;
+use crate::config::{ConfigError, Vars};
 
 /// Shortest accepted `executor_timeout_ms`.
 pub const MIN_EXECUTOR_TIMEOUT_MS: u64 = 100;
@@ -43,22 +44,22 @@ impl WorkerConfig {
     /// }).unwrap();
     /// assert_eq!(config.routes.url_for("n"), "https://exec.example/n");
     /// ```
-    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, ApiError> {
-        let api = ApiConfig::from_lookup(&var)?;
-        let set = |name: &str| {
-            var(name)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
+    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let vars = Vars::new(var);
+        let api = ApiConfig::from_vars(&vars)?;
         let routes = ExecutorRoutes::parse(
-            &set("executors").unwrap_or_default(),
-            &set("executor_base").unwrap_or_else(|| EXECUTOR_BASE_DEFAULT.to_string()),
+            &vars
+                .text("executors")
+                .unwrap_or_else(|| EXECUTORS_DEFAULT.to_string()),
+            &vars
+                .text("executor_base")
+                .unwrap_or_else(|| EXECUTOR_BASE_DEFAULT.to_string()),
         )
-        .map_err(ApiError::Config)?;
+        .map_err(ConfigError::Rule)?;
         let executor_timeout_ms =
-            parse_or(&set, "executor_timeout_ms", EXECUTOR_TIMEOUT_MS_DEFAULT)?;
+            vars.parse_or("executor_timeout_ms", EXECUTOR_TIMEOUT_MS_DEFAULT)?;
         if !(MIN_EXECUTOR_TIMEOUT_MS..=MAX_LEASE_MS).contains(&executor_timeout_ms) {
-            return Err(ApiError::Config(format!(
+            return Err(ConfigError::Rule(format!(
                 "executor_timeout_ms must be {MIN_EXECUTOR_TIMEOUT_MS}..={MAX_LEASE_MS}"
             )));
         }
@@ -78,15 +79,17 @@ mod tests {
     fn defaults_route_to_the_bundled_executors() {
         let c = WorkerConfig::from_lookup(|_| None).unwrap();
         assert_eq!(c, WorkerConfig::default());
-        assert_eq!(c.routes.url_for("echo"), "/executors/echo");
+        assert_eq!(c.routes.url_for("echo"), "http://echo.spin.internal/");
+        assert_eq!(c.routes.url_for("fetch"), "http://fetch.spin.internal/");
+        assert_eq!(c.routes.url_for("other"), "/executors/other");
     }
 
     #[test]
     fn bad_executor_settings_are_config_errors() {
         let bad_json = WorkerConfig::from_lookup(|k| (k == "executors").then(|| "nope".into()));
-        assert_eq!(bad_json.unwrap_err().code(), "invalid_config");
+        assert!(matches!(bad_json, Err(ConfigError::Rule(_))));
         let bad_timeout =
             WorkerConfig::from_lookup(|k| (k == "executor_timeout_ms").then(|| "5".into()));
-        assert_eq!(bad_timeout.unwrap_err().code(), "invalid_config");
+        assert!(matches!(bad_timeout, Err(ConfigError::Rule(_))));
     }
 }

@@ -5,11 +5,12 @@
 
 use super::executor::{classify, task_request, Execution, Executor};
 use super::routes::ExecutorRoutes;
+use crate::api::MAX_DRAINS_DEFAULT;
 use crate::clock::Clock;
-use crate::config::{MAX_DEQUEUE_BATCH, MAX_LEASE_MS, MIN_LEASE_MS};
+use crate::config::{Timing, MAX_DEQUEUE_BATCH, MAX_LEASE_MS, MIN_LEASE_MS};
+use crate::dispatch::{DrainQueue, Ticket};
 use crate::error::QueueError;
 use crate::model::{Ack, DequeueRequest, FailOutcome, LeasedTask};
-use crate::queue::LeasedQueue;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -26,6 +27,8 @@ pub const BUDGET_MS_DEFAULT: u64 = 20_000;
 pub const BUDGET_MS_LIMIT: u64 = 600_000;
 /// Default time allowed to one executor call.
 pub const EXECUTOR_TIMEOUT_MS_DEFAULT: u64 = 25_000;
+/// Times a batch ack the store answered too slowly is sent again.
+const ACK_TRIES: u32 = 2;
 /// Slack kept between a lease's expiry and the end of an executor call.
 pub const LEASE_MARGIN_MS: u64 = 5_000;
 
@@ -41,6 +44,15 @@ pub struct DrainRequest {
     /// Time after which no new batch is taken.
     #[serde(default = "budget_default")]
     pub budget_ms: u64,
+    /// Answer `202` at once and drain after the answer (push dispatch)
+    /// instead of answering with the report.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub background: bool,
+    /// The drain's place at the gate, when whoever pushed it was admitted
+    /// for it (see [`crate::dispatch`]); without one the drain asks the
+    /// gate itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<Ticket>,
 }
 
 fn max_tasks_default() -> u32 {
@@ -59,6 +71,8 @@ impl Default for DrainRequest {
             max_tasks: MAX_TASKS_DEFAULT,
             batch: BATCH_DEFAULT,
             budget_ms: BUDGET_MS_DEFAULT,
+            background: false,
+            ticket: None,
         }
     }
 }
@@ -102,6 +116,10 @@ pub struct DrainReport {
     /// True when the drain stopped on `max_tasks` or its budget while the
     /// queue still had work: the caller should drain again.
     pub more: bool,
+    /// True when `max_drains` drains were in flight already: this one
+    /// drained nothing (they do the work).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub busy: bool,
 }
 
 /// A drain stopped by a store failure; the leases it held expire and their
@@ -132,6 +150,15 @@ pub struct DrainSettings {
     /// Wait for the retries this drain schedules (see
     /// [`DrainSettings::awaiting_retries`]); `None`: end without waiting.
     pub retries: Option<AwaitRetries>,
+    /// Most drains in flight at once for the whole app (the gate's `max`).
+    pub max_drains: u32,
+    /// Bearer token sent to executors this app serves itself
+    /// ([`ExecutorRoutes::is_in_app`]), never to others.
+    pub executor_token: Option<String>,
+    /// Time after a too-slow answer by which maintenance has recovered its
+    /// leftovers ([`DrainSettings::recovering`]); `None`: a too-slow
+    /// answer stops the drain.
+    pub recovery_ms: Option<u64>,
 }
 
 /// What a drain needs to know to wait for its own retries: when a task it
@@ -162,7 +189,22 @@ impl DrainSettings {
             lease_ms,
             clock,
             retries: None,
+            max_drains: MAX_DRAINS_DEFAULT,
+            executor_token: None,
+            recovery_ms: None,
         }
+    }
+
+    /// The same settings, sending `token` to the app's own executors.
+    pub fn with_executor_token(mut self, token: Option<String>) -> Self {
+        self.executor_token = token;
+        self
+    }
+
+    /// The same settings with at most `max` drains in flight.
+    pub fn with_max_drains(mut self, max: u32) -> Self {
+        self.max_drains = max;
+        self
     }
 
     /// The same settings, with drains that wait for the retries they
@@ -175,6 +217,28 @@ impl DrainSettings {
         self.retries = Some(AwaitRetries {
             maintenance_period_ms,
         });
+        self
+    }
+
+    /// The same settings, with drains that outlive a too-slow store and
+    /// lost leases: a dequeue the store answered too slowly wrote nothing,
+    /// so the slots it took come back through maintenance, as do the tasks
+    /// of leases lost or left — after two abandonment periods or the
+    /// lease's expiry plus the rescue delay, and two maintenance periods,
+    /// on any clock. The drain goes on, waits for that time when the queue
+    /// runs dry within its budget (dequeuing every maintenance period) and
+    /// notes it at the gate for the drains after it: the work is not left
+    /// for traffic that may never come.
+    pub fn recovering(mut self, timing: &Timing, maintenance_period_ms: u64) -> Self {
+        // A taken slot is abandoned once a mark taken after it (marks are
+        // taken an abandonment period apart) is an abandonment period old.
+        let recovered =
+            (2 * timing.abandon_after_ms).max(self.lease_ms.saturating_add(timing.rescue_after_ms));
+        self.recovery_ms = Some(
+            recovered
+                .saturating_add(2 * maintenance_period_ms)
+                .saturating_add(timing.clock_skew_ms),
+        );
         self
     }
 
@@ -197,6 +261,8 @@ impl DrainSettings {
 /// could outlive it), the pending acks are flushed and the batch's
 /// remaining leases are heartbeated; a task whose lease was lost is
 /// skipped and counted in `lease_lost`.
+///
+/// This drain does not go through the gate; [`drain_admitted`] does.
 pub async fn drain<Q, E>(
     queue: &Q,
     executor: &E,
@@ -204,7 +270,35 @@ pub async fn drain<Q, E>(
     req: &DrainRequest,
 ) -> Result<DrainReport, DrainError>
 where
-    Q: LeasedQueue + ?Sized,
+    Q: DrainQueue + ?Sized,
+    E: Executor + ?Sized,
+{
+    drain_admitted(queue, executor, settings, req, None)
+        .await
+        .result
+}
+
+/// What an admitted drain did, and its place at the gate when it ended
+/// (`None`: it lost it at an epoch's start, to drains that go on).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Drained {
+    /// The report, or the store failure that stopped the drain.
+    pub result: Result<DrainReport, DrainError>,
+    /// The ticket to release.
+    pub ticket: Option<Ticket>,
+}
+
+/// [`drain`] under `ticket`: renewed between batches, and when the gate
+/// gives the drain's place in a new epoch to others, the drain stops.
+pub async fn drain_admitted<Q, E>(
+    queue: &Q,
+    executor: &E,
+    settings: &DrainSettings,
+    req: &DrainRequest,
+    ticket: Option<Ticket>,
+) -> Drained
+where
+    Q: DrainQueue + ?Sized,
     E: Executor + ?Sized,
 {
     let mut run = Run {
@@ -213,13 +307,22 @@ where
         settings,
         report: DrainReport::default(),
         retries_due: BTreeMap::new(),
+        ticket,
+        recover_at: None,
+        unnoted: false,
     };
-    match run.all(req).await {
+    let outcome = run.all(req).await;
+    run.note_recovery().await;
+    let result = match outcome {
         Ok(()) => Ok(run.report),
         Err(source) => Err(DrainError {
             partial: run.report,
             source,
         }),
+    };
+    Drained {
+        result,
+        ticket: run.ticket,
     }
 }
 
@@ -228,12 +331,18 @@ struct Run<'a, Q: ?Sized, E: ?Sized> {
     executor: &'a E,
     settings: &'a DrainSettings,
     report: DrainReport,
+    /// When maintenance has recovered what this drain left.
+    recover_at: Option<u64>,
+    /// Whether `recover_at` is still to be written at the gate.
+    unnoted: bool,
     /// The retries this drain scheduled and has not seen again: task id →
     /// when it falls due.
     retries_due: BTreeMap<String, u64>,
+    /// The drain's place at the gate, renewed between batches.
+    ticket: Option<Ticket>,
 }
 
-impl<Q: LeasedQueue + ?Sized, E: Executor + ?Sized> Run<'_, Q, E> {
+impl<Q: DrainQueue + ?Sized, E: Executor + ?Sized> Run<'_, Q, E> {
     async fn all(&mut self, req: &DrainRequest) -> Result<(), QueueError> {
         let start = self.settings.clock.now_ms();
         let max_tasks = u64::from(req.max_tasks);
@@ -244,27 +353,105 @@ impl<Q: LeasedQueue + ?Sized, E: Executor + ?Sized> Run<'_, Q, E> {
                 self.report.more = true;
                 return Ok(());
             }
+            if let Some(ticket) = self.ticket {
+                self.ticket = self.queue.renew(ticket, self.settings.max_drains).await?;
+                if self.ticket.is_none() {
+                    return Ok(()); // the drains of the new epoch go on
+                }
+            }
             let want = left.min(u64::from(req.batch)) as u32;
             let dequeue = DequeueRequest {
                 worker_id: self.settings.worker_id.clone(),
                 max: want,
                 lease_ms: Some(self.settings.lease_ms),
             };
-            let batch = self.queue.dequeue(&dequeue).await?;
+            let batch = match self.queue.dequeue(&dequeue).await {
+                Err(e) if self.outlived(&e) => continue,
+                other => other?,
+            };
             for leased in &batch {
                 self.retries_due.remove(&leased.task.id);
             }
             let short = batch.len() < want as usize;
             self.report.processed += batch.len() as u64;
-            self.batch(batch).await?;
+            match self.batch(batch).await {
+                Err(e) if self.outlived(&e) => continue,
+                other => other?,
+            }
+            let deadline = start.saturating_add(req.budget_ms);
             if short
-                && !self
-                    .await_retries(start.saturating_add(req.budget_ms))
-                    .await
+                && !self.await_retries(deadline).await
+                && !self.await_recovery(deadline).await?
             {
                 return Ok(());
             }
         }
+    }
+
+    /// Whether the drain goes on after `e`: the store answered too slowly
+    /// (nothing was written) and drains recover.
+    fn outlived(&mut self, e: &QueueError) -> bool {
+        let outlives = matches!(e, QueueError::TooSlow(_)) && self.settings.recovery_ms.is_some();
+        if outlives {
+            self.expect_recovery();
+        }
+        outlives
+    }
+
+    /// Note that maintenance recovers something this drain left (slots it
+    /// took, leases it held or lost) within the recovery time; the time is
+    /// written at the gate before the drain waits or ends, for the drains
+    /// that end after this one.
+    fn expect_recovery(&mut self) {
+        let Some(recovery) = self.settings.recovery_ms else {
+            return;
+        };
+        let at = self.settings.clock.now_ms().saturating_add(recovery);
+        self.recover_at = Some(self.recover_at.map_or(at, |t| t.max(at)));
+        self.unnoted = true;
+    }
+
+    /// Write the recovery this drain expects at the gate (best effort: when
+    /// the store refuses this too, this drain still waits, or says `more`).
+    async fn note_recovery(&mut self) {
+        if let (true, Some(at)) = (self.unnoted, self.recover_at) {
+            self.unnoted = self.queue.expect_recovery(at).await.is_err();
+        }
+    }
+
+    /// After a short dequeue with no retry to wait for: while a recovery
+    /// is pending (this drain's, one noted at the gate, or a taken slot
+    /// whose task was not leased — [`DrainGate::work_due`]), sleep one
+    /// maintenance period and dequeue again — new work is served
+    /// meanwhile; when the next look falls after `deadline`, end with
+    /// `more`, so that the next drain goes on waiting.
+    ///
+    /// [`DrainGate::work_due`]: crate::dispatch::DrainGate::work_due
+    async fn await_recovery(&mut self, deadline: u64) -> Result<bool, QueueError> {
+        let Some(recovery) = self.settings.recovery_ms else {
+            return Ok(false);
+        };
+        self.note_recovery().await;
+        let now = self.settings.clock.now_ms();
+        let step = self
+            .settings
+            .retries
+            .map_or(1_000, |r| r.maintenance_period_ms.max(100));
+        let noted = self.queue.recovery_pending(recovery).await?;
+        let pending = match noted.max(self.recover_at).filter(|at| *at > now) {
+            Some(at) => Some(at),
+            None if self.queue.work_due().await? => Some(now.saturating_add(step)),
+            None => None,
+        };
+        let Some(at) = pending else {
+            return Ok(false);
+        };
+        let wake = at.min(now.saturating_add(step));
+        if wake > deadline {
+            self.report.more = true;
+            return Ok(false);
+        }
+        Ok(self.settings.clock.sleep_ms(wake - now))
     }
 
     /// After a short dequeue: wait for the earliest retry this drain
@@ -311,7 +498,13 @@ impl<Q: LeasedQueue + ?Sized, E: Executor + ?Sized> Run<'_, Q, E> {
             };
             let url = self.settings.routes.url_for(&leased.task.node_name);
             let timeout_ms = self.settings.executor_timeout_ms;
-            let call = task_request(&leased.task, url, timeout_ms);
+            let mut call = task_request(&leased.task, url, timeout_ms);
+            if let Some(token) = &self.settings.executor_token {
+                if ExecutorRoutes::is_in_app(&call.url) {
+                    call.headers
+                        .push(("authorization".into(), format!("Bearer {token}")));
+                }
+            }
             match classify(self.executor.call(call, timeout_ms).await) {
                 Execution::Succeeded(output) => acks.push(Ack {
                     id: leased.task.id,
@@ -344,7 +537,15 @@ impl<Q: LeasedQueue + ?Sized, E: Executor + ?Sized> Run<'_, Q, E> {
         if acks.is_empty() {
             return Ok(());
         }
-        let results = self.queue.ack_batch(std::mem::take(acks)).await?;
+        let acks = std::mem::take(acks);
+        // A too-slow answer wrote nothing and the leases still hold: again.
+        let mut tries = 0;
+        let results = loop {
+            match self.queue.ack_batch(acks.clone()).await {
+                Err(QueueError::TooSlow(_)) if tries < ACK_TRIES => tries += 1,
+                other => break other?,
+            }
+        };
         for result in results {
             self.count(result.map(drop), Counter::Succeeded)?;
         }
@@ -373,6 +574,7 @@ impl<Q: LeasedQueue + ?Sized, E: Executor + ?Sized> Run<'_, Q, E> {
                 Err(e) if is_lost(&e) => {
                     *slot = None;
                     self.report.lease_lost += 1;
+                    self.expect_recovery();
                 }
                 Err(e) => return Err(e),
             }
@@ -397,6 +599,7 @@ impl<Q: LeasedQueue + ?Sized, E: Executor + ?Sized> Run<'_, Q, E> {
             }
             Err(e) if is_lost(&e) => {
                 self.report.lease_lost += 1;
+                self.expect_recovery();
                 Ok(())
             }
             Err(e) => Err(e),

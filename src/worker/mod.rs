@@ -14,14 +14,19 @@ mod routes;
 
 pub use config::{WorkerConfig, MIN_EXECUTOR_TIMEOUT_MS};
 pub use drain::{
-    drain, AwaitRetries, DrainError, DrainReport, DrainRequest, DrainSettings, BATCH_DEFAULT,
-    BUDGET_MS_DEFAULT, BUDGET_MS_LIMIT, EXECUTOR_TIMEOUT_MS_DEFAULT, LEASE_MARGIN_MS,
-    MAX_TASKS_DEFAULT, MAX_TASKS_LIMIT,
+    drain, drain_admitted, AwaitRetries, DrainError, DrainReport, DrainRequest, DrainSettings,
+    Drained, BATCH_DEFAULT, BUDGET_MS_DEFAULT, BUDGET_MS_LIMIT, EXECUTOR_TIMEOUT_MS_DEFAULT,
+    LEASE_MARGIN_MS, MAX_TASKS_DEFAULT, MAX_TASKS_LIMIT,
 };
 pub use executor::{
     classify, task_request, Execution, Executor, ExecutorReply, ERROR_EXCERPT_CHARS,
     HEADER_ATTEMPT, HEADER_IDEMPOTENCY_KEY, HEADER_NODE_NAME, HEADER_PIPELINE_ID, HEADER_TASK_ID,
     HEADER_TIMEOUT_MS,
 };
-pub use http::{handle_drain, DrainOutcome, DRAIN_SEGMENT};
-pub use routes::{ExecutorRoutes, EXECUTOR_BASE_DEFAULT, FALLBACK_KEY, NODE_NAME_PLACEHOLDER};
+pub use http::{
+    accept_drain, accepted, handle_drain, run_drain, DrainCall, DrainOutcome, FollowUp,
+    DRAIN_SEGMENT,
+};
+pub use routes::{
+    ExecutorRoutes, EXECUTORS_DEFAULT, EXECUTOR_BASE_DEFAULT, FALLBACK_KEY, NODE_NAME_PLACEHOLDER,
+};

@@ -6,6 +6,10 @@ use std::collections::BTreeMap;
 /// Default of `executor_base`: the example executors of this app, reached
 /// as Spin self requests.
 pub const EXECUTOR_BASE_DEFAULT: &str = "/executors";
+/// Default of `executors`: the bundled executors, reached by Spin's
+/// service chaining (in process, and private to the app).
+pub const EXECUTORS_DEFAULT: &str =
+    r#"{"echo": "http://echo.spin.internal/", "fetch": "http://fetch.spin.internal/"}"#;
 /// The key of the fallback entry in `executors`.
 pub const FALLBACK_KEY: &str = "*";
 /// The placeholder replaced by the (percent-encoded) node name in an
@@ -36,11 +40,10 @@ pub struct ExecutorRoutes {
 }
 
 impl Default for ExecutorRoutes {
+    /// The bundled executors ([`EXECUTORS_DEFAULT`]), then
+    /// [`EXECUTOR_BASE_DEFAULT`].
     fn default() -> Self {
-        Self {
-            by_node: BTreeMap::new(),
-            base: EXECUTOR_BASE_DEFAULT.to_string(),
-        }
+        Self::parse(EXECUTORS_DEFAULT, EXECUTOR_BASE_DEFAULT).expect("the default parses")
     }
 }
 
@@ -68,6 +71,32 @@ impl ExecutorRoutes {
                 base.to_string()
             },
         })
+    }
+
+    /// Whether `url` is served by this app: a path (a self request), the
+    /// host `self.alt`, or a `*.spin.internal` component. Only such URLs
+    /// get the app's bearer token.
+    ///
+    /// ```
+    /// use spin_work_queue::worker::ExecutorRoutes;
+    /// assert!(ExecutorRoutes::is_in_app("/executors/echo"));
+    /// assert!(ExecutorRoutes::is_in_app("http://echo.spin.internal/"));
+    /// assert!(ExecutorRoutes::is_in_app("http://self.alt/x"));
+    /// assert!(!ExecutorRoutes::is_in_app("https://exec.example/run"));
+    /// assert!(!ExecutorRoutes::is_in_app("https://spin.internal.example/"));
+    /// ```
+    pub fn is_in_app(url: &str) -> bool {
+        let Some((_, rest)) = url.split_once("://") else {
+            return url.starts_with('/');
+        };
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        let host = host
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        host == "self.alt" || host.ends_with(".spin.internal")
     }
 
     /// The URL that executes `node_name`.

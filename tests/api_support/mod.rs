@@ -13,8 +13,8 @@ use spin_work_queue::model::{
     RescueReport, SetAside, TaskInfo,
 };
 use spin_work_queue::{
-    Clock, KvWorkQueue, LeasedQueue, LocalWorkQueue, ManualClock, PortLeases, QueueError,
-    RetryPolicy, TaskStatus,
+    Clock, DrainQueue, KvWorkQueue, LeasedQueue, LocalWorkQueue, ManualClock, PortLeases,
+    QueueError, RetryPolicy, TaskStatus,
 };
 use std::sync::Arc;
 
@@ -35,12 +35,12 @@ pub fn implementations() -> Vec<(&'static str, MakeQueue)> {
     ]
 }
 
-pub type MakeQueue = fn(QueueConfig, Arc<dyn Clock>) -> Box<dyn LeasedQueue>;
+pub type MakeQueue = fn(QueueConfig, Arc<dyn Clock>) -> Box<dyn DrainQueue>;
 
 /// A queue behind the API, on a manual clock.
 pub struct Fixture {
     pub name: &'static str,
-    pub queue: Box<dyn LeasedQueue>,
+    pub queue: Box<dyn DrainQueue>,
     pub clock: ManualClock,
     pub config: ApiConfig,
 }
@@ -55,10 +55,9 @@ impl Drop for Fixture {
 
 /// One fixture per implementation, with the test configuration.
 pub fn setup() -> Vec<Fixture> {
-    setup_with(ApiConfig {
-        default_lease_ms: LEASE_MS,
-        ..ApiConfig::default()
-    })
+    let mut config = ApiConfig::default();
+    config.queue.default_lease_ms = LEASE_MS;
+    setup_with(config)
 }
 
 pub fn setup_with(config: ApiConfig) -> Vec<Fixture> {
@@ -72,7 +71,7 @@ pub fn setup_with(config: ApiConfig) -> Vec<Fixture> {
                     max_ms: 1_000,
                     jitter: 0.0,
                 },
-                ..config.queue_config()
+                ..config.queue.clone()
             };
             Fixture {
                 name,
@@ -86,6 +85,11 @@ pub fn setup_with(config: ApiConfig) -> Vec<Fixture> {
 
 impl Fixture {
     pub async fn call(&self, req: Request) -> Response {
+        self.handle(req).await.response
+    }
+
+    /// The answer, and whether the request made work due.
+    pub async fn handle(&self, req: Request) -> api::Handled {
         api::handle(&*self.queue, &self.config, &req).await
     }
 

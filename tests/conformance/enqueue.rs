@@ -218,6 +218,27 @@ pub async fn invalid_batches_are_rejected_whole<F: Fixture>(fx: &F) {
             },
         ),
         (
+            "node_name ..",
+            NewTask {
+                node_name: "..".into(),
+                ..base.clone()
+            },
+        ),
+        (
+            "node_name .",
+            NewTask {
+                node_name: ".".into(),
+                ..base.clone()
+            },
+        ),
+        (
+            "pipeline_id ..",
+            NewTask {
+                pipeline_id: "..".into(),
+                ..base.clone()
+            },
+        ),
+        (
             "empty idempotency key",
             NewTask {
                 idempotency_key: Some(String::new()),

@@ -127,6 +127,15 @@ pub async fn unknown_task_ids_are_not_found<F: Fixture>(fx: &F) {
     assert_eq!(results.len(), 1);
     assert_not_found(results.into_iter().next().unwrap(), &id);
     assert!(q.collect_results(&ctx.pipeline).await.unwrap().is_empty());
+    // Ids that are not URL path segments name nothing either (over HTTP
+    // they would resolve to another path).
+    for odd in [".", ".."] {
+        assert_not_found(q.ack(odd, "lease", json!(0)).await, odd);
+        assert_not_found(q.heartbeat(odd, "lease", None).await, odd);
+        assert_not_found(q.redrive(odd).await, odd);
+        assert_eq!(q.task(odd).await.unwrap(), None, "{odd}");
+        assert!(q.collect_results(odd).await.unwrap().is_empty(), "{odd}");
+    }
 }
 
 /// A worker whose lease expired and was rescued can no longer finish the

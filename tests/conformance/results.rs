@@ -101,6 +101,10 @@ pub async fn stats_count_tasks_by_state<F: Fixture>(fx: &F) {
             "{what}: pending_count"
         );
     };
+    let due = |want: u64, what: &'static str| async move {
+        let stats = q.stats().await.unwrap();
+        assert_eq!(stats.due - s0.due, want, "{what}: due");
+    };
 
     let ids = ctx
         .enqueue(vec![
@@ -117,9 +121,11 @@ pub async fn stats_count_tasks_by_state<F: Fixture>(fx: &F) {
         ])
         .await;
     check([4, 0, 0, 0, 0], "enqueued").await;
+    due(3, "enqueued: the delayed task is not due").await;
     let leased = ctx.dequeue("w", 4, None).await;
     assert_eq!(leased.len(), 3, "the delayed task is not due");
     check([1, 3, 0, 0, 0], "dequeued").await;
+    due(0, "dequeued").await;
     q.ack(&ids[0], &leased[0].lease.id, json!(0)).await.unwrap();
     check([1, 2, 1, 0, 0], "acked").await;
     q.fail_leased(&ids[1], &leased[1].lease.id, "boom", true)
@@ -134,8 +140,10 @@ pub async fn stats_count_tasks_by_state<F: Fixture>(fx: &F) {
     ctx.advance(1_000);
     ctx.rescue_expecting(0, 0, 1).await;
     check([2, 0, 1, 0, 1], "retry due").await;
+    due(1, "retry due").await;
     q.redrive(&ids[2]).await.unwrap();
     check([3, 0, 1, 0, 0], "redriven").await;
+    due(2, "redriven").await;
     let leased = ctx.dequeue("w", 4, None).await;
     assert_eq!(leased.len(), 2);
     check([1, 2, 1, 0, 0], "redelivered").await;

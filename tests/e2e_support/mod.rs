@@ -4,6 +4,8 @@
 #![allow(dead_code)]
 
 use spin_work_queue::client::HttpWorkQueue;
+use std::io::{Read, Write};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::OnceLock;
@@ -351,4 +353,38 @@ pub fn assert_each_once(what: &str, results: &[(String, serde_json::Value)], cou
 /// `prefix` made unique (pipelines of tests that share a server).
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", ulid::Ulid::generate())
+}
+
+/// The page the local server answers every request with.
+pub const PAGE: &str =
+    "<!doctype html><html><head><title>\n  Local &amp; page </title></head></html>";
+
+/// A tiny HTTP/1.1 server on a free loopback port answering [`PAGE`]; it
+/// lives as long as the test process.
+pub fn serve_page() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            std::thread::spawn(move || {
+                let mut seen = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/html; charset=utf-8\r\n\
+                     content-length: {}\r\nconnection: close\r\n\r\n",
+                    PAGE.len()
+                );
+                let _ = stream.write_all(head.as_bytes());
+                let _ = stream.write_all(PAGE.as_bytes());
+            });
+        }
+    });
+    port
 }

@@ -9,6 +9,7 @@
 #![allow(dead_code)]
 
 pub mod differential;
+pub mod dispatch;
 pub mod hosts;
 pub mod oracle;
 pub mod rng;

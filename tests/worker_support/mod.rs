@@ -13,7 +13,9 @@ use spin_work_queue::worker::{
     drain, DrainReport, DrainRequest, DrainSettings, Executor, ExecutorReply, ExecutorRoutes,
     HEADER_ATTEMPT, HEADER_NODE_NAME,
 };
-use spin_work_queue::{Clock, LeasedQueue, ManualClock, RetryPolicy, TaskStatus, WorkQueuePort};
+use spin_work_queue::{
+    Clock, DrainQueue, LeasedQueue, ManualClock, RetryPolicy, TaskStatus, WorkQueuePort,
+};
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -49,7 +51,7 @@ impl Clock for SleepingClock {
 /// A queue, drain settings and a manual clock.
 pub struct Fixture {
     pub name: &'static str,
-    pub queue: Box<dyn LeasedQueue>,
+    pub queue: Box<dyn DrainQueue>,
     pub clock: ManualClock,
     pub sleeper: Arc<SleepingClock>,
     pub settings: DrainSettings,

@@ -8,7 +8,8 @@ use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
 use spin_work_queue::api::{ApiError, MAX_BODY_BYTES_DEFAULT};
 use wq_executors::echo::echo_plan;
-use wq_spin_glue::{read_request, respond};
+use wq_executors::ExecutorAuth;
+use wq_spin_glue::{read_request, respond, variable};
 
 #[http_component]
 async fn handle(req: IncomingRequest, out: ResponseOutparam) {
@@ -22,6 +23,9 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
         Ok(r) => r,
         Err(e) => return respond(out, &e.to_response()).await,
     };
+    if let Err(refused) = ExecutorAuth::from_lookup(variable).check(&request) {
+        return respond(out, &refused).await;
+    }
     let plan = echo_plan(&request);
     if plan.sleep_ms > 0 {
         std::thread::sleep(std::time::Duration::from_millis(plan.sleep_ms));

@@ -8,16 +8,19 @@
 
 use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
+use spin_work_queue::api::ApiError;
 use spin_work_queue::http::Request;
 use wq_executors::fetch::{
     fetch_denied, fetch_output, fetch_target, fetch_unreachable, FetchConfig,
     FETCH_TITLE_SCAN_BYTES,
 };
+use wq_executors::{work_budget_ms, ExecutorAuth};
 use wq_spin_glue::{read_request, respond, send, variable, Limits, SendFailure};
 
 /// Largest input accepted.
 const MAX_INPUT_BYTES: usize = 64 * 1024;
-/// Time allowed to connect and between bytes of the target's answer.
+/// Longest fetch: connecting, the target's answer and its body (shorter
+/// when the worker's deadline is nearer).
 const FETCH_TIMEOUT_MS: u64 = 20_000;
 /// Most body bytes read (and counted in `bytes`).
 const FETCH_MAX_READ_BYTES: u64 = 64 * 1024 * 1024;
@@ -28,9 +31,12 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
         Ok(r) => r,
         Err(e) => return respond(out, &e.to_response()).await,
     };
+    if let Err(refused) = ExecutorAuth::from_lookup(variable).check(&request) {
+        return respond(out, &refused).await;
+    }
     let config = match FetchConfig::from_lookup(variable) {
         Ok(c) => c,
-        Err(e) => return respond(out, &e.to_response()).await,
+        Err(e) => return respond(out, &ApiError::from(e).to_response()).await,
     };
     let url = match fetch_target(&request, &config) {
         Ok(url) => url,
@@ -38,7 +44,7 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
     };
     let get = Request::new("GET", &url).with_header("accept", "text/html,*/*");
     let limits = Limits {
-        deadline_ms: Some(FETCH_TIMEOUT_MS),
+        deadline_ms: Some(work_budget_ms(&request, FETCH_TIMEOUT_MS)),
         keep_bytes: FETCH_TITLE_SCAN_BYTES,
         max_read_bytes: FETCH_MAX_READ_BYTES,
     };

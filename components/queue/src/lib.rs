@@ -2,20 +2,18 @@
 //! key-value store.
 //!
 //! Thin adapter: read the request → [`api::handle`] on the engine over
-//! `wasi:keyvalue` → send the response; then, when the request added work
-//! ([`api::triggers_dispatch`]), POST `worker_url` (push dispatch) after the
-//! response has gone out.
+//! `wasi:keyvalue` → send the response; then, when the request made work
+//! due, push a drain to `worker_url` — unless `max_drains` drains are in
+//! flight already ([`dispatch::admit_for_push`]). The push waits only for
+//! the worker's `202`.
 
 #![cfg(target_arch = "wasm32")]
 
 use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
-use spin_work_queue::api::{self, ApiConfig, MAX_BODY_BYTES_DEFAULT};
-use spin_work_queue::http::Request;
-use wq_spin_glue::{open_queue, read_request, respond, send, variable, Limits};
-
-/// Time allowed to the push-dispatch request (a whole drain answers it).
-const DISPATCH_TIMEOUT_MS: u64 = 600_000;
+use spin_work_queue::api::{self, ApiConfig, ApiError, MAX_BODY_BYTES_DEFAULT};
+use spin_work_queue::{dispatch, KvWorkQueue};
+use wq_spin_glue::{open_queue, push_drain, read_request, respond, variable, WasiKv};
 
 #[http_component]
 async fn handle(req: IncomingRequest, out: ResponseOutparam) {
@@ -29,32 +27,29 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
     };
     let config = match config {
         Ok(c) => c,
-        Err(e) => return respond(out, &e.to_response()).await,
+        Err(e) => return respond(out, &ApiError::from(e).to_response()).await,
     };
     let queue = match open_queue(&config) {
         Ok(q) => q,
         Err(e) => return respond(out, &e.to_response()).await,
     };
-    let response = api::handle(&queue, &config, &request).await;
-    let dispatch = api::triggers_dispatch(&request, &response);
-    respond(out, &response).await;
-    if let (true, Some(url)) = (dispatch, config.worker_url.as_deref()) {
-        push_dispatch(url, config.api_token.as_deref()).await;
+    let handled = api::handle(&queue, &config, &request).await;
+    respond(out, &handled.response).await;
+    if handled.work_due {
+        dispatch_drain(&queue, &config).await;
     }
 }
 
-/// Tell the worker there is work: `POST {worker_url}` with `{}`.
-async fn push_dispatch(url: &str, token: Option<&str>) {
-    let mut drain = Request::json("POST", url, &serde_json::json!({}));
-    if let Some(token) = token {
-        drain = drain.with_header("authorization", &format!("Bearer {token}"));
-    }
-    match send(&drain, Limits::within(DISPATCH_TIMEOUT_MS, 64 * 1024)).await {
-        Ok(got) if (200..300).contains(&got.response.status) => {}
-        Ok(got) => eprintln!(
-            "spin-work-queue: push dispatch to {url} answered {}",
-            got.response.status
-        ),
-        Err(e) => eprintln!("spin-work-queue: push dispatch to {url} failed: {e}"),
-    }
+/// Tell a worker there is work, when the gate admits one more drain.
+async fn dispatch_drain(queue: &KvWorkQueue<WasiKv>, config: &ApiConfig) {
+    let Some(url) = config.dispatch.worker_url.as_deref() else {
+        return;
+    };
+    let ticket = match dispatch::admit_for_push(queue, config.dispatch.max_drains).await {
+        Ok(Some(ticket)) => ticket,
+        Ok(None) => return, // enough drains in flight
+        Err(e) => return eprintln!("spin-work-queue: drain gate: {e}"),
+    };
+    let push = dispatch::push_request(url, ticket, config.api_token.as_deref());
+    push_drain(queue, &push, ticket, "push dispatch").await;
 }

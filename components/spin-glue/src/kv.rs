@@ -12,6 +12,7 @@
 //! request), so a misconfigured Redis app is slower but correct.
 
 use crate::bindings::wasi::keyvalue::{atomics, batch, store};
+use spin_work_queue::config::ConfigError;
 use spin_work_queue::kv::{even_chunks, KeyValue, KvError};
 use std::cell::Cell;
 
@@ -31,11 +32,11 @@ pub enum GetMany {
 impl GetMany {
     /// Parse the `kv_get_many` Spin variable: `batch` (also empty) or
     /// `single`, case-insensitive.
-    pub fn parse(value: &str) -> Result<Self, KvError> {
+    pub fn parse(value: &str) -> Result<Self, ConfigError> {
         match value.trim().to_ascii_lowercase().as_str() {
             "" | "batch" => Ok(Self::Batch),
             "single" => Ok(Self::Single),
-            other => Err(KvError::Rejected(format!(
+            other => Err(ConfigError::Rule(format!(
                 "kv_get_many must be \"batch\" or \"single\", got {other:?}"
             ))),
         }

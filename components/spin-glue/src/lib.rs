@@ -14,11 +14,13 @@ mod bindings;
 mod incoming;
 mod kv;
 mod outbound;
+mod push;
 mod variables;
 
 pub use incoming::{read_request, respond};
 pub use kv::{GetMany, WasiKv, GET_MANY_CHUNK};
 pub use outbound::{send, Limits, Received, SendFailure};
+pub use push::push_drain;
 pub use variables::variable;
 
 use spin_work_queue::api::{ApiConfig, ApiError};
@@ -32,9 +34,11 @@ pub const STORE_LABEL: &str = "default";
 /// `config`; `kv_get_many` (`batch` | `single`) picks how several keys are
 /// read.
 pub fn open_queue(config: &ApiConfig) -> Result<KvWorkQueue<WasiKv>, ApiError> {
-    let mode = GetMany::parse(&variable("kv_get_many").unwrap_or_default())
-        .map_err(|e| ApiError::Config(e.to_string()))?;
+    let mode = GetMany::parse(&variable("kv_get_many").unwrap_or_default())?;
     let kv = WasiKv::open(STORE_LABEL, mode).map_err(|e| ApiError::Queue(QueueError::Store(e)))?;
-    KvWorkQueue::with_config(kv, config.queue_config(), Arc::new(SystemClock))
-        .map_err(|e| ApiError::Config(e.to_string()))
+    Ok(KvWorkQueue::with_config(
+        kv,
+        config.queue.clone(),
+        Arc::new(SystemClock),
+    )?)
 }

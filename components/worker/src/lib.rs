@@ -2,26 +2,26 @@
 //! from the engine on the shared key-value store, POSTs each task to its
 //! executor, and acks or fails it.
 //!
-//! Thin adapter: read the request → [`worker::handle_drain`] with
-//! [`SpinExecutor`] (Spin's outbound HTTP; the drain sleeps on the clock for
-//! the retries it schedules when they fall due within its budget) → send the response;
-//! then, when work remains, POST the same drain again (after the response
-//! is out).
+//! Thin adapter: read the request → [`worker::accept_drain`] → answer a
+//! pushed drain with `202` at once → [`worker::run_drain`] with
+//! [`SpinExecutor`] (Spin's outbound HTTP, one deadline per call; the drain
+//! sleeps on the clock for the retries it schedules when they fall due
+//! within its budget) → answer a waiting caller with the report; then push
+//! the next drain when the library says so.
 
 #![cfg(target_arch = "wasm32")]
 
 use async_trait::async_trait;
 use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
-use spin_work_queue::api::MAX_BODY_BYTES_DEFAULT;
+use spin_work_queue::api::{ApiError, MAX_BODY_BYTES_DEFAULT};
 use spin_work_queue::http::{Request, Response};
 use spin_work_queue::worker::{self, DrainSettings, Executor, ExecutorReply, WorkerConfig};
 use spin_work_queue::SystemClock;
 use std::sync::Arc;
-use wq_spin_glue::{open_queue, read_request, respond, send, variable, Limits, SendFailure};
-
-/// Time allowed to the follow-up drain request.
-const FOLLOW_UP_TIMEOUT_MS: u64 = 600_000;
+use wq_spin_glue::{
+    open_queue, push_drain, read_request, respond, send, variable, Limits, SendFailure,
+};
 
 #[http_component]
 async fn handle(req: IncomingRequest, out: ResponseOutparam) {
@@ -35,7 +35,7 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
     };
     let config = match config {
         Ok(c) => c,
-        Err(e) => return respond(out, &e.to_response()).await,
+        Err(e) => return respond(out, &ApiError::from(e).to_response()).await,
     };
     let queue = match open_queue(&config.api) {
         Ok(q) => q,
@@ -45,25 +45,49 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
         format!("worker-{}", ulid::Ulid::generate()),
         config.routes.clone(),
         config.executor_timeout_ms,
-        config.api.default_lease_ms,
+        config.api.queue.default_lease_ms,
         Arc::new(SystemClock),
     )
-    .awaiting_retries(config.api.maintenance_period_ms);
+    .awaiting_retries(config.api.queue.maintenance_period_ms)
+    .recovering(
+        &config.api.queue.timing(),
+        config.api.queue.maintenance_period_ms,
+    )
+    .with_max_drains(config.api.dispatch.max_drains)
+    .with_executor_token(config.api.api_token.clone());
     let executor = SpinExecutor {
         max_output_bytes: config.api.max_body_bytes,
     };
     let token = config.api.api_token.as_deref();
-    let outcome = worker::handle_drain(&queue, &executor, &settings, token, limit, &request).await;
-    respond(out, &outcome.response).await;
-    if let Some(next) = outcome.follow_up {
-        match send(&next, Limits::within(FOLLOW_UP_TIMEOUT_MS, 64 * 1024)).await {
-            Ok(got) if (200..300).contains(&got.response.status) => {}
-            Ok(got) => eprintln!(
-                "spin-work-queue: follow-up drain answered {}",
-                got.response.status
-            ),
-            Err(e) => eprintln!("spin-work-queue: follow-up drain failed: {e}"),
+    let call = match worker::accept_drain(&request, token, limit) {
+        Ok(call) => call,
+        Err(refused) => return respond(out, &refused).await,
+    };
+    // A pushed drain is answered at once; the pusher waits for nothing else.
+    let background = call.params.background;
+    let out = match background {
+        true => {
+            respond(out, &worker::accepted()).await;
+            None
         }
+        false => Some(out),
+    };
+    let outcome = worker::run_drain(&queue, &executor, &settings, token, &call).await;
+    println!(
+        "spin-work-queue: drain {}: {}",
+        settings.worker_id,
+        String::from_utf8_lossy(&outcome.response.body)
+    );
+    match out {
+        Some(out) => respond(out, &outcome.response).await,
+        None if outcome.response.status >= 300 => eprintln!(
+            "spin-work-queue: background drain: {}",
+            String::from_utf8_lossy(&outcome.response.body)
+        ),
+        None => {}
+    }
+    if let Some(next) = outcome.follow_up {
+        push_drain(&queue, &next.request, next.ticket, "next drain").await;
     }
 }
 

@@ -7,8 +7,12 @@ use serde_json::Value;
 use spin_work_queue::http::{Request, Response};
 use spin_work_queue::worker::HEADER_ATTEMPT;
 
-/// Longest accepted `sleep_ms` (10 minutes).
-pub const ECHO_MAX_SLEEP_MS: u64 = 600_000;
+/// Longest `sleep_ms` honoured (longer ones are cut to it): under the
+/// worker's default executor timeout, so the knob cannot hold an instance
+/// for long.
+pub const ECHO_MAX_SLEEP_MS: u64 = 30_000;
+/// Largest `fail_times` honoured (more is cut to it).
+pub const ECHO_MAX_FAIL_TIMES: u64 = 100;
 /// Default of `fail_status`.
 pub const ECHO_FAIL_STATUS_DEFAULT: u16 = 500;
 
@@ -24,8 +28,11 @@ pub struct EchoPlan {
 /// Plan the answer to `req`.
 ///
 /// The body must be JSON (400 otherwise). When it is an object:
-/// `sleep_ms` delays the answer; while the `x-wq-attempt` header is below
-/// `fail_times` the answer is `fail_status` (default 500, any 400..=599).
+/// `sleep_ms` delays the answer (at most [`ECHO_MAX_SLEEP_MS`], and never
+/// past the worker's deadline, see [`crate::work_budget_ms`]); while the
+/// `x-wq-attempt` header is below `fail_times` (at most
+/// [`ECHO_MAX_FAIL_TIMES`]) the answer is `fail_status` (default 500, any
+/// 400..=599).
 /// Otherwise the answer is 200 with the body as it came.
 ///
 /// ```
@@ -53,12 +60,14 @@ pub fn echo_plan(req: &Request) -> EchoPlan {
         }
     };
     let knob = |name: &str| input.get(name).and_then(Value::as_u64);
-    let sleep_ms = knob("sleep_ms").unwrap_or(0).min(ECHO_MAX_SLEEP_MS);
+    let sleep_ms = knob("sleep_ms")
+        .unwrap_or(0)
+        .min(crate::work_budget_ms(req, ECHO_MAX_SLEEP_MS));
     let attempt = req
         .header(HEADER_ATTEMPT)
         .and_then(|a| a.trim().parse::<u64>().ok())
         .unwrap_or(0);
-    let fail_times = knob("fail_times").unwrap_or(0);
+    let fail_times = knob("fail_times").unwrap_or(0).min(ECHO_MAX_FAIL_TIMES);
     let fail_status = knob("fail_status")
         .and_then(|s| u16::try_from(s).ok())
         .filter(|s| (400..=599).contains(s))

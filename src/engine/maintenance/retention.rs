@@ -7,6 +7,7 @@
 //!   mark — a writer or taker still at work could otherwise write one back
 //!   — are deleted by the run that sees them so: deleting what a committed
 //!   state has passed is always safe.
+//! - **Drain-gate counters** of epochs before the previous one.
 //! - **Finished tasks**: the completion log and the dead-letter log are in
 //!   finishing order, so the sweep walks each from its cursor and stops at
 //!   the first entry younger than the retention period. A task's record,
@@ -27,6 +28,8 @@ use crate::model::SetAside;
 
 /// Most consumed ring slots deleted per run.
 const SWEEP_BUDGET: u64 = 4 * BUDGET;
+/// Most drain-gate epochs deleted per run.
+const DRAIN_EPOCHS_BUDGET: u64 = 64;
 /// Most finished tasks deleted per run and log.
 const RETAIN_BUDGET: u64 = BUDGET / 2;
 
@@ -66,6 +69,19 @@ impl<K: KeyValue> Run<'_, K> {
             }
             *swept = (*swept).max(end);
         }
+        // The drain gate's counters of epochs before the previous one: no
+        // drain counts there any more (see `engine/drains.rs`).
+        let done = super::super::drains::epoch(self.q, self.now).saturating_sub(1);
+        let from = match c.swept_drain_epochs {
+            0 => done.saturating_sub(DRAIN_EPOCHS_BUDGET), // a new queue
+            swept => swept,
+        };
+        let to = done.min(from + DRAIN_EPOCHS_BUDGET);
+        for e in from..to {
+            self.deletes.push(keys.drains(e).0);
+            self.deletes.push(keys.recovery(e).0);
+        }
+        c.swept_drain_epochs = c.swept_drain_epochs.max(to);
     }
 
     /// The retention sweep over the completion, dead-letter and set-aside

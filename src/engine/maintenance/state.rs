@@ -37,6 +37,8 @@ pub(crate) struct Cursors {
     pub retained_set_aside: u64,
     /// Consumed entries deleted, per log.
     pub swept_ring: u64,
+    /// Drain-gate epochs whose counter was deleted (those below).
+    pub swept_drain_epochs: u64,
     pub swept_delayed: u64,
     pub swept_retries: u64,
 }

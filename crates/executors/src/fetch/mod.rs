@@ -48,7 +48,7 @@ mod address;
 use crate::error;
 use address::Host;
 use serde_json::{json, Value};
-use spin_work_queue::api::ApiError;
+use spin_work_queue::config::ConfigError;
 use spin_work_queue::http::{Request, Response};
 
 /// How much of a page is kept to look for its `<title>`.
@@ -74,13 +74,13 @@ impl FetchConfig {
     /// assert!(!FetchConfig::from_lookup(|_| None).unwrap().allow_private_hosts);
     /// assert!(FetchConfig::from_lookup(|_| Some("maybe".into())).is_err());
     /// ```
-    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, ApiError> {
+    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let value = var("fetch_private_hosts").unwrap_or_default();
         let allow_private_hosts = match value.trim() {
             "" | "deny" => false,
             "allow" => true,
             other => {
-                return Err(ApiError::Config(format!(
+                return Err(ConfigError::Rule(format!(
                     "fetch_private_hosts must be \"deny\" or \"allow\", got {other:?}"
                 )))
             }
