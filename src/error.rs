@@ -102,6 +102,10 @@ pub enum QueueError {
     /// written; retry the request.
     #[error("store too slow: {0}")]
     TooSlow(String),
+    /// The store holds as many keys as it may (a capped hosted store):
+    /// nothing was written; retry once finished tasks were deleted.
+    #[error("store full: {0}")]
+    StoreFull(String),
     /// A remote queue could not be reached or answered unexpectedly (HTTP
     /// client only).
     #[error("transport error: {0}")]
@@ -127,6 +131,7 @@ impl QueueError {
             Self::Store(_) => "store_unavailable",
             Self::Corrupt { .. } => "store_corrupt",
             Self::TooSlow(_) => "store_too_slow",
+            Self::StoreFull(_) => "store_full",
             Self::Transport(_) => "transport",
         }
     }

@@ -48,6 +48,7 @@ pub mod dispatch;
 mod encode;
 pub mod engine;
 pub mod error;
+pub mod hosted;
 pub mod http;
 pub mod ids;
 pub mod kv;
@@ -62,6 +63,7 @@ pub use config::{QueueConfig, RetryPolicy};
 pub use dispatch::{DrainGate, DrainQueue, Ticket};
 pub use engine::{Event, KvWorkQueue, Observer, StderrObserver};
 pub use error::{Invalid, InvalidKind, QueueError, Result};
+pub use hosted::{HostedConfig, HostedWorkQueue};
 pub use local::LocalWorkQueue;
 pub use model::{
     Ack, DeadLetterEntry, DequeueRequest, Enqueued, FailOutcome, Lease, LeasedTask, NewTask,

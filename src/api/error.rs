@@ -132,6 +132,7 @@ pub fn queue_status(e: &QueueError) -> u16 {
         QueueError::LeaseLost { .. } | QueueError::WrongState { .. } => 409,
         QueueError::Invalid(_) => 422,
         QueueError::Transport(_) => 502,
+        QueueError::StoreFull(_) => 507,
         _ => 500,
     }
 }
@@ -165,6 +166,7 @@ mod tests {
                 500,
                 "store_unavailable",
             ),
+            (QueueError::StoreFull("1024 keys".into()), 507, "store_full"),
         ];
         for (err, status, code) in cases {
             let api = ApiError::from(err);

@@ -215,6 +215,7 @@ impl ErrorBody {
             },
             "store_unavailable" => QueueError::Store(KvError::Unavailable(self.message)),
             "store_too_slow" => QueueError::TooSlow(self.message),
+            "store_full" => QueueError::StoreFull(self.message),
             code => QueueError::Transport(format!("{code}: {}", self.message)),
         }
     }

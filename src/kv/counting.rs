@@ -26,6 +26,12 @@ pub struct KvCounts {
     pub delete_manys: u64,
     /// `increment` calls.
     pub increments: u64,
+    /// Keys removed by `delete` and `delete_many` together.
+    pub keys_deleted: u64,
+    /// `list_keys` calls.
+    pub lists: u64,
+    /// Keys returned by `list_keys`.
+    pub keys_listed: u64,
 }
 
 impl KvCounts {
@@ -33,6 +39,12 @@ impl KvCounts {
     /// `increment` calls.
     pub fn commits(&self) -> u64 {
         self.sets + self.set_manys + self.deletes + self.delete_manys + self.increments
+    }
+
+    /// Key writes, the unit of hosted stores' write limits: pairs set plus
+    /// keys deleted.
+    pub fn key_writes(&self) -> u64 {
+        self.pairs_written + self.keys_deleted
     }
 
     /// Read calls: `get` and `get_many`.
@@ -58,6 +70,9 @@ impl KvCounts {
             deletes: self.deletes - earlier.deletes,
             delete_manys: self.delete_manys - earlier.delete_manys,
             increments: self.increments - earlier.increments,
+            keys_deleted: self.keys_deleted - earlier.keys_deleted,
+            lists: self.lists - earlier.lists,
+            keys_listed: self.keys_listed - earlier.keys_listed,
         }
     }
 }
@@ -92,6 +107,14 @@ impl<K> CountingKv<K> {
         self.counts.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Count one `list_keys` call that returned `keys` keys.
+    pub(super) fn count_list(&self, keys: u64) {
+        self.count(|c| {
+            c.lists += 1;
+            c.keys_listed += keys;
+        });
+    }
+
     fn count(&self, f: impl FnOnce(&mut KvCounts)) {
         f(&mut self.lock());
     }
@@ -122,7 +145,10 @@ impl<K: KeyValue> KeyValue for CountingKv<K> {
     }
 
     fn delete(&self, key: &str) -> Result<(), KvError> {
-        self.count(|c| c.deletes += 1);
+        self.count(|c| {
+            c.deletes += 1;
+            c.keys_deleted += 1;
+        });
         self.inner.delete(key)
     }
 
@@ -148,7 +174,10 @@ impl<K: KeyValue> KeyValue for CountingKv<K> {
     }
 
     fn delete_many(&self, keys: &[String]) -> Result<(), KvError> {
-        self.count(|c| c.delete_manys += 1);
+        self.count(|c| {
+            c.delete_manys += 1;
+            c.keys_deleted += keys.len() as u64;
+        });
         self.inner.delete_many(keys)
     }
 

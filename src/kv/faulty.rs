@@ -68,7 +68,7 @@ impl<K> FaultyKv<K> {
         &self.inner
     }
 
-    fn call<T>(&self, op: impl FnOnce() -> Result<T, KvError>) -> Result<T, KvError> {
+    pub(super) fn call<T>(&self, op: impl FnOnce() -> Result<T, KvError>) -> Result<T, KvError> {
         let n = self.ops.fetch_add(1, SeqCst) + 1;
         let k = self.fail_at.load(SeqCst);
         if n < k {

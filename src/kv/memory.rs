@@ -57,6 +57,13 @@ impl MemoryKv {
     }
 }
 
+impl MemoryKv {
+    /// Every key, in order.
+    pub(super) fn keys(&self) -> Vec<String> {
+        self.lock().keys().cloned().collect()
+    }
+}
+
 impl KeyValue for MemoryKv {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
         Ok(self.lock().get(key).cloned())

@@ -10,12 +10,14 @@
 
 mod counting;
 mod faulty;
+mod list;
 mod memory;
 #[cfg(not(target_arch = "wasm32"))]
 mod sqlite;
 
 pub use counting::{CountingKv, KvCounts};
 pub use faulty::{FaultMode, FaultyKv};
+pub use list::{ListKeys, StoreKv};
 pub use memory::{CounterEncoding, MemoryKv};
 #[cfg(not(target_arch = "wasm32"))]
 pub use sqlite::SqliteKv;

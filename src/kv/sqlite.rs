@@ -178,6 +178,19 @@ impl KeyValue for SqliteKv {
     }
 }
 
+impl super::ListKeys for SqliteKv {
+    fn list_keys(&self) -> Result<Vec<String>, KvError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached("SELECT key FROM spin_key_value WHERE store = ?1")
+            .map_err(unavailable)?;
+        let rows = stmt
+            .query_map(params![self.store], |r| r.get::<_, String>(0))
+            .map_err(unavailable)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

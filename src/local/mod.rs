@@ -12,6 +12,8 @@
 
 mod state;
 
+pub(crate) use state::state_name;
+
 use crate::clock::{Clock, SystemClock};
 use crate::config::{QueueConfig, Timing};
 use crate::dispatch::{DrainGate, Ticket};
