@@ -95,6 +95,36 @@ fn pushed_drains_leave_no_task_behind_and_stay_within_the_gate() {
 }
 
 #[test]
+fn the_store_only_engine_loses_nothing_and_never_runs_a_task_twice_at_once() {
+    let (mut steps, mut runs, mut deliveries, mut full) = (0, 0, 0, 0);
+    for seed in seeds() {
+        for (store, cap) in [
+            (StoreKind::MemoryLe, None),
+            (StoreKind::Sqlite, None),
+            (StoreKind::MemoryLe, Some(40)),
+        ] {
+            let o = sim::hosted::run(seed, store, cap);
+            assert!(
+                o.violations.is_empty(),
+                "hosted seed {seed} on {} (cap {cap:?}): {} violations over {} tasks\n{}\n\ntrace:\n{}",
+                store.name(),
+                o.violations.len(),
+                o.tasks,
+                o.violations.join("\n"),
+                o.trace
+            );
+            steps += o.steps;
+            runs += 1;
+            deliveries += o.deliveries;
+            full += o.store_full;
+        }
+    }
+    println!(
+        "SIM_HOSTED runs={runs} steps={steps} deliveries={deliveries} duplicates=0 store_full_answers={full} violations=0"
+    );
+}
+
+#[test]
 fn the_engine_answers_like_local_work_queue_one_request_at_a_time() {
     for seed in seeds() {
         if let Err(e) = sim::differential::run(seed, 400) {

@@ -43,7 +43,7 @@ use std::sync::Arc;
 pub const RESERVED_KEYS: u64 = 16;
 
 /// What the store-only engine needs to know besides the queue settings.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct HostedConfig {
     /// The queue's settings (`grace_ms` gives the time bounds).
     pub queue: QueueConfig,
@@ -52,16 +52,6 @@ pub struct HostedConfig {
     /// Bound on the time a write takes to be visible to every reader (a
     /// replicated store); 0 for a single-region store.
     pub replication_lag_ms: u64,
-}
-
-impl Default for HostedConfig {
-    fn default() -> Self {
-        Self {
-            queue: QueueConfig::default(),
-            max_keys: None,
-            replication_lag_ms: 0,
-        }
-    }
 }
 
 /// The time bounds of the store-only engine, from `grace_ms` and the

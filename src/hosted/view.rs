@@ -10,6 +10,10 @@ use crate::error::Result;
 use crate::kv::StoreKv;
 use std::collections::{BTreeMap, BTreeSet};
 
+/// Records read, by task id, and the keys whose value could not be
+/// decoded (with why).
+pub(crate) type Read = (BTreeMap<String, Record>, Vec<(String, String)>);
+
 /// Keys read per `get_many`.
 const READ_CHUNK: usize = 100;
 
@@ -77,10 +81,7 @@ impl<S: StoreKv> HostedWorkQueue<S> {
     }
 
     /// Read `keys` (records), by task id; undecodable values apart.
-    pub(crate) fn read_records(
-        &self,
-        keys: &[String],
-    ) -> Result<(BTreeMap<String, Record>, Vec<(String, String)>)> {
+    pub(crate) fn read_records(&self, keys: &[String]) -> Result<Read> {
         let mut found = BTreeMap::new();
         let mut poison = Vec::new();
         for chunk in keys.chunks(READ_CHUNK) {

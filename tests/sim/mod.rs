@@ -10,6 +10,7 @@
 
 pub mod differential;
 pub mod dispatch;
+pub mod hosted;
 pub mod hosts;
 pub mod oracle;
 pub mod rng;

@@ -4,7 +4,7 @@
 
 use super::sched::{Fault, Sched};
 use super::trace::Trace;
-use spin_work_queue::kv::{CounterEncoding, KeyValue, KvError, MemoryKv, SqliteKv};
+use spin_work_queue::kv::{CounterEncoding, KeyValue, KvError, ListKeys, MemoryKv, SqliteKv};
 use spin_work_queue::Clock;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
@@ -58,6 +58,12 @@ impl StoreKind {
 pub trait Inspect: KeyValue + Send + Sync {
     /// Every key.
     fn all_keys(&self) -> Vec<String>;
+}
+
+impl ListKeys for dyn Inspect {
+    fn list_keys(&self) -> Result<Vec<String>, KvError> {
+        Ok(self.all_keys())
+    }
 }
 
 impl Inspect for MemoryKv {
@@ -218,6 +224,12 @@ impl KeyValue for SimKv {
         self.op(format!("increment {key} {delta}"), &[key], &[key], |s| {
             s.increment(key, delta)
         })
+    }
+}
+
+impl ListKeys for SimKv {
+    fn list_keys(&self) -> Result<Vec<String>, KvError> {
+        self.op("list_keys".to_string(), &[], &[], |s| Ok(s.all_keys()))
     }
 }
 
