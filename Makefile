@@ -9,8 +9,10 @@ CARGO       ?= cargo
 SPIN        ?= spin
 WASM_TARGET := wasm32-wasip2
 COMPONENTS  := wq-queue wq-worker wq-echo wq-fetch
+HOSTED      := wq-queue wq-worker
+HOSTED_DIR  := target/hosted
 
-.PHONY: all build up up-redis test lint fmt bench sim wasm-target
+.PHONY: all build build-hosted up up-hosted up-redis test lint fmt bench sim wasm-target
 
 SEEDS ?= 200
 
@@ -24,6 +26,11 @@ wasm-target:
 ## Build every component (release, wasm32-wasip2).
 build: wasm-target
 	$(CARGO) build --target $(WASM_TARGET) --release $(addprefix -p ,$(COMPONENTS))
+
+## The hosted builds (Fermyon Cloud, Akamai Functions): the queue and the
+## worker on the store-only engine, in target/hosted (deploy/*/spin.toml).
+build-hosted: wasm-target
+	$(CARGO) build --target $(WASM_TARGET) --release --target-dir $(HOSTED_DIR) --features hosted $(addprefix -p ,$(HOSTED))
 
 ## Build, then serve the app with Spin (default SQLite key-value store).
 up: build
@@ -40,12 +47,19 @@ up-redis: build
 	@command -v $(SPIN) >/dev/null || { echo "spin is not installed (see 'make up')"; exit 1; }
 	SPIN_VARIABLE_KV_GET_MANY=single $(SPIN) up --runtime-config-file runtime-config/redis.toml
 
+## The hosted build served locally, as on Fermyon Cloud (PLATFORM=
+## akamai-functions for the other manifest); needs SPIN_VARIABLE_API_TOKEN.
+PLATFORM ?= fermyon-cloud
+up-hosted: build-hosted
+	$(SPIN) up -f deploy/$(PLATFORM)/spin.toml
+
 ## Formatting and lints (warnings are errors), native and of the
 ## components' wasm32 code.
 lint: wasm-target
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --target $(WASM_TARGET) $(addprefix -p ,$(COMPONENTS)) -- -D warnings
+	$(CARGO) clippy --target $(WASM_TARGET) --target-dir $(HOSTED_DIR) --features hosted $(addprefix -p ,$(HOSTED)) -- -D warnings
 
 ## Format the code.
 fmt:
@@ -55,7 +69,7 @@ fmt:
 ## model-based, cost, API contract, component imports, end to end on
 ## wq-test-host, and on a real `spin up` when Spin is installed
 ## (WQ_REQUIRE_SPIN=1 makes a missing Spin a failure).
-test: lint build
+test: lint build build-hosted
 	$(CARGO) test --workspace
 	CARGO=$(CARGO) WQ_SPIN=$(SPIN) tests/spin-e2e.sh
 

@@ -153,3 +153,50 @@ fn built_components_import_only_what_spin_provides() {
         );
     }
 }
+
+/// What each hosted platform's key-value store offers (their docs,
+/// 2025–2026): Fermyon Cloud `store` only; Akamai Functions `store` and
+/// `batch`. Neither offers `atomics`.
+const PLATFORMS: &[(&str, &[&str])] = &[
+    ("fermyon-cloud", &["wasi:keyvalue/store@"]),
+    (
+        "akamai-functions",
+        &["wasi:keyvalue/store@", "wasi:keyvalue/batch@"],
+    ),
+];
+
+/// The hosted builds (`make build-hosted`, feature `hosted`, in
+/// `target/hosted`) import only the key-value interfaces each platform
+/// offers.
+#[test]
+fn hosted_builds_import_only_what_each_platform_offers() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/hosted/wasm32-wasip2/release");
+    let mut missing = Vec::new();
+    for name in ["wq_queue", "wq_worker"] {
+        let path = dir.join(format!("{name}.wasm"));
+        let Ok(bytes) = std::fs::read(&path) else {
+            missing.push(name);
+            continue;
+        };
+        let Surface { imports, .. } = surface(&bytes);
+        let kv: Vec<&String> = imports
+            .iter()
+            .filter(|i| i.starts_with("wasi:keyvalue/"))
+            .collect();
+        assert!(
+            kv.iter().any(|i| i.starts_with("wasi:keyvalue/store@")),
+            "{name} (hosted) does not import wasi:keyvalue/store: {kv:?}"
+        );
+        for (platform, offered) in PLATFORMS {
+            for import in &kv {
+                assert!(
+                    offered.iter().any(|o| import.starts_with(o)),
+                    "{name} (hosted) imports {import}, which {platform} does not offer"
+                );
+            }
+        }
+    }
+    if !missing.is_empty() {
+        println!("SKIPPED for {missing:?}: no hosted build in {dir:?}; run `make build-hosted`");
+    }
+}

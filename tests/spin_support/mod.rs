@@ -46,6 +46,18 @@ pub fn spin_binary() -> Option<PathBuf> {
     found
 }
 
+/// A copy of the project's manifest at `path` in `dir`, its hosted builds
+/// named by absolute path.
+fn hosted_manifest_in(dir: &Path, path: &str) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join(path)).expect("read the manifest");
+    let hosted = root.join("target/hosted").display().to_string();
+    let text = text.replace("\"../../target/hosted", &format!("\"{hosted}"));
+    let copy = dir.join("spin.toml");
+    std::fs::write(&copy, text).expect("write manifest");
+    copy
+}
+
 /// How to start the app.
 #[derive(Debug, Clone, Default)]
 pub struct Setup {
@@ -55,12 +67,21 @@ pub struct Setup {
     pub runtime_config: Option<String>,
     /// Text replacements applied to the copy of `spin.toml` served.
     pub edits: Vec<(String, String)>,
+    /// Another manifest of the project to serve (`deploy/…/spin.toml`,
+    /// whose components are the hosted builds in `target/hosted`).
+    pub manifest: Option<String>,
 }
 
 impl Setup {
     /// Set a Spin variable.
     pub fn var(mut self, name: &str, value: impl Into<String>) -> Self {
         self.vars.push((name.into(), value.into()));
+        self
+    }
+
+    /// Serve the project's manifest at `path` instead of `spin.toml`.
+    pub fn manifest(mut self, path: &str) -> Self {
+        self.manifest = Some(path.into());
         self
     }
 
@@ -87,7 +108,10 @@ impl SpinUp {
     /// Start `spin up` and wait until it answers `/healthz`.
     pub async fn start(spin: &Path, setup: Setup) -> SpinUp {
         let dir = tempfile::tempdir().expect("temp dir");
-        let manifest = manifest_in(dir.path());
+        let manifest = match &setup.manifest {
+            None => manifest_in(dir.path()),
+            Some(path) => hosted_manifest_in(dir.path(), path),
+        };
         if !setup.edits.is_empty() {
             let mut text = std::fs::read_to_string(&manifest).expect("read manifest copy");
             for (from, to) in &setup.edits {

@@ -8,22 +8,11 @@
 
 use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
-use spin_work_queue::api::ApiError;
-use spin_work_queue::http::Request;
-use wq_executors::fetch::{
-    fetch_denied, fetch_output, fetch_target, fetch_unreachable, FetchConfig,
-    FETCH_TITLE_SCAN_BYTES,
-};
-use wq_executors::{work_budget_ms, ExecutorAuth};
-use wq_spin_glue::{read_request, respond, send, variable, Limits, SendFailure};
+use wq_executors::ExecutorAuth;
+use wq_spin_glue::{read_request, respond, variable};
 
 /// Largest input accepted.
 const MAX_INPUT_BYTES: usize = 64 * 1024;
-/// Longest fetch: connecting, the target's answer and its body (shorter
-/// when the worker's deadline is nearer).
-const FETCH_TIMEOUT_MS: u64 = 20_000;
-/// Most body bytes read (and counted in `bytes`).
-const FETCH_MAX_READ_BYTES: u64 = 64 * 1024 * 1024;
 
 #[http_component]
 async fn handle(req: IncomingRequest, out: ResponseOutparam) {
@@ -34,29 +23,6 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
     if let Err(refused) = ExecutorAuth::from_lookup(variable).check(&request) {
         return respond(out, &refused).await;
     }
-    let config = match FetchConfig::from_lookup(variable) {
-        Ok(c) => c,
-        Err(e) => return respond(out, &ApiError::from(e).to_response()).await,
-    };
-    let url = match fetch_target(&request, &config) {
-        Ok(url) => url,
-        Err(answer) => return respond(out, &answer).await,
-    };
-    let get = Request::new("GET", &url).with_header("accept", "text/html,*/*");
-    let limits = Limits {
-        deadline_ms: Some(work_budget_ms(&request, FETCH_TIMEOUT_MS)),
-        keep_bytes: FETCH_TITLE_SCAN_BYTES,
-        max_read_bytes: FETCH_MAX_READ_BYTES,
-    };
-    let answer = match send(&get, limits).await {
-        Ok(got) => fetch_output(
-            got.response.status,
-            got.response.header("content-type"),
-            got.body_bytes,
-            &got.response.body,
-        ),
-        Err(SendFailure::Denied) => fetch_denied(&url),
-        Err(e) => fetch_unreachable(&url, &e.to_string()),
-    };
+    let answer = wq_spin_glue::bundled::fetch(&request).await;
     respond(out, &answer).await;
 }

@@ -12,8 +12,13 @@
 use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
 use spin_work_queue::api::{self, ApiConfig, ApiError, MAX_BODY_BYTES_DEFAULT};
+#[cfg(not(feature = "hosted"))]
 use spin_work_queue::{dispatch, KvWorkQueue};
-use wq_spin_glue::{open_queue, push_drain, read_request, respond, variable, WasiKv};
+#[cfg(feature = "hosted")]
+use wq_spin_glue::open_hosted_queue as open_queue;
+#[cfg(not(feature = "hosted"))]
+use wq_spin_glue::{open_queue, push_drain, WasiKv};
+use wq_spin_glue::{read_request, respond, variable};
 
 #[http_component]
 async fn handle(req: IncomingRequest, out: ResponseOutparam) {
@@ -41,6 +46,7 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
 }
 
 /// Tell a worker there is work, when the gate admits one more drain.
+#[cfg(not(feature = "hosted"))]
 async fn dispatch_drain(queue: &KvWorkQueue<WasiKv>, config: &ApiConfig) {
     let Some(url) = config.dispatch.worker_url.as_deref() else {
         return;
@@ -52,4 +58,47 @@ async fn dispatch_drain(queue: &KvWorkQueue<WasiKv>, config: &ApiConfig) {
     };
     let push = dispatch::push_request(url, ticket, config.api_token.as_deref());
     push_drain(queue, &push, ticket, "push dispatch").await;
+}
+
+/// Time a drain run after an enqueue's answer may take new batches (the
+/// platforms end a handler after 30 s).
+#[cfg(feature = "hosted")]
+const INLINE_BUDGET_MS: u64 = 15_000;
+
+/// Hosted builds drain in this request, after its answer: no request to a
+/// worker (Fermyon Cloud counts each against 500 an hour), executors in
+/// process for `local:` routes. A drain that stops on its budget with work
+/// left pushes the next one to the worker route.
+#[cfg(feature = "hosted")]
+async fn dispatch_drain<Q: spin_work_queue::DrainQueue>(queue: &Q, config: &ApiConfig) {
+    use spin_work_queue::worker::{self, DrainCall, DrainRequest, WorkerConfig};
+    let worker_config = match WorkerConfig::from_lookup(variable) {
+        Ok(c) => c,
+        Err(e) => return eprintln!("spin-work-queue: inline drain: {e}"),
+    };
+    let settings = wq_spin_glue::drain_settings(&worker_config);
+    let call = DrainCall {
+        params: DrainRequest {
+            budget_ms: INLINE_BUDGET_MS,
+            ..DrainRequest::default()
+        },
+        path: config
+            .dispatch
+            .worker_url
+            .clone()
+            .unwrap_or_else(|| "/worker/drain".to_string()),
+    };
+    let executor = wq_spin_glue::SpinExecutor {
+        max_output_bytes: config.max_body_bytes,
+    };
+    let token = config.api_token.as_deref();
+    let outcome = worker::run_drain(queue, &executor, &settings, token, &call).await;
+    println!(
+        "spin-work-queue: inline drain {}: {}",
+        settings.worker_id,
+        String::from_utf8_lossy(&outcome.response.body)
+    );
+    if let Some(next) = outcome.follow_up {
+        wq_spin_glue::push_drain(queue, &next.request, next.ticket, "next drain").await;
+    }
 }

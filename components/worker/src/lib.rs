@@ -4,24 +4,26 @@
 //!
 //! Thin adapter: read the request → [`worker::accept_drain`] → answer a
 //! pushed drain with `202` at once → [`worker::run_drain`] with
-//! [`SpinExecutor`] (Spin's outbound HTTP, one deadline per call; the drain
+//! [`SpinExecutor`] (in process for `local:` routes, else Spin's outbound
+//! HTTP with one deadline per call; the drain
 //! sleeps on the clock for the retries it schedules when they fall due
 //! within its budget) → answer a waiting caller with the report; then push
 //! the next drain when the library says so.
+//!
+//! Built with the `hosted` feature, it drains the store-only engine
+//! (`HostedWorkQueue`, no `wasi:keyvalue/atomics` or `batch`).
 
 #![cfg(target_arch = "wasm32")]
 
-use async_trait::async_trait;
 use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
 use spin_work_queue::api::{ApiError, MAX_BODY_BYTES_DEFAULT};
-use spin_work_queue::http::{Request, Response};
-use spin_work_queue::worker::{self, DrainSettings, Executor, ExecutorReply, WorkerConfig};
-use spin_work_queue::SystemClock;
-use std::sync::Arc;
-use wq_spin_glue::{
-    open_queue, push_drain, read_request, respond, send, variable, Limits, SendFailure,
-};
+use spin_work_queue::worker::{self, WorkerConfig};
+#[cfg(feature = "hosted")]
+use wq_spin_glue::open_hosted_queue as open_queue;
+#[cfg(not(feature = "hosted"))]
+use wq_spin_glue::open_queue;
+use wq_spin_glue::{drain_settings, push_drain, read_request, respond, variable, SpinExecutor};
 
 #[http_component]
 async fn handle(req: IncomingRequest, out: ResponseOutparam) {
@@ -41,20 +43,7 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
         Ok(q) => q,
         Err(e) => return respond(out, &e.to_response()).await,
     };
-    let settings = DrainSettings::new(
-        format!("worker-{}", ulid::Ulid::generate()),
-        config.routes.clone(),
-        config.executor_timeout_ms,
-        config.api.queue.default_lease_ms,
-        Arc::new(SystemClock),
-    )
-    .awaiting_retries(config.api.queue.maintenance_period_ms)
-    .recovering(
-        &config.api.queue.timing(),
-        config.api.queue.maintenance_period_ms,
-    )
-    .with_max_drains(config.api.dispatch.max_drains)
-    .with_executor_token(config.api.api_token.clone());
+    let settings = drain_settings(&config);
     let executor = SpinExecutor {
         max_output_bytes: config.api.max_body_bytes,
     };
@@ -88,36 +77,5 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
     }
     if let Some(next) = outcome.follow_up {
         push_drain(&queue, &next.request, next.ticket, "next drain").await;
-    }
-}
-
-/// Executes nodes with Spin's outbound HTTP.
-struct SpinExecutor {
-    /// Largest output kept; a bigger answer fails the task for good.
-    max_output_bytes: usize,
-}
-
-#[async_trait(?Send)]
-impl Executor for SpinExecutor {
-    async fn call(&self, req: Request, timeout_ms: u64) -> ExecutorReply {
-        let limits = Limits {
-            deadline_ms: Some(timeout_ms),
-            keep_bytes: self.max_output_bytes,
-            max_read_bytes: self.max_output_bytes as u64 + 1,
-        };
-        match send(&req, limits).await {
-            Ok(got) if got.body_bytes > self.max_output_bytes as u64 => {
-                // Not retryable: the same node would answer the same way.
-                let too_large = format!("output larger than {} bytes", self.max_output_bytes);
-                ExecutorReply::Answered(Response {
-                    status: 413,
-                    headers: Vec::new(),
-                    body: too_large.into_bytes(),
-                })
-            }
-            Ok(got) => ExecutorReply::Answered(got.response),
-            Err(SendFailure::Timeout) => ExecutorReply::Timeout,
-            Err(e) => ExecutorReply::Unreachable(e.to_string()),
-        }
     }
 }
