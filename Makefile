@@ -81,7 +81,8 @@ sim:
 ## Figures: write commits and reads per task, tasks/s on SQLite, storage
 ## after retention, the simulator's seeds, and tasks/s end to end through
 ## the components.
-bench: build
+bench: build build-hosted
 	$(CARGO) bench --bench queue
 	$(CARGO) bench --bench e2e
 	$(CARGO) bench --bench dispatch
+	$(CARGO) bench --bench hosted
