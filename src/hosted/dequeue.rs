@@ -78,7 +78,6 @@ impl<S: StoreKv> HostedWorkQueue<S> {
             .map(|(id, _)| id)
             .chain(expired.into_iter().map(|(id, _)| id))
             .collect();
-        let settle = self.timing.settle_ms;
         let worker = req.worker_id.clone();
         let claimed = self.claim(&ids, true, |r, now| {
             let (how, _) = self.due(r, now)?;
@@ -101,9 +100,11 @@ impl<S: StoreKv> HostedWorkQueue<S> {
             next.status = TaskStatus::InProgress {
                 worker_id: worker.clone(),
             };
+            // The lease runs from the claim's write: its holder gets it the
+            // settle time later.
             next.lease = Some(Lease {
                 id: generate_id(),
-                expires_at: now + settle + lease_ms,
+                expires_at: now + lease_ms,
             });
             Some(next)
         })?;

@@ -66,13 +66,18 @@ impl Record {
     }
 }
 
-/// A new order key at `now`: time first, then a per-process sequence, then
-/// randomness — unique, and increasing within one process.
+/// A new order key at `now` (the queue's clock): that time first, then the
+/// host's wall clock in nanoseconds (which orders requests of the same
+/// millisecond, one component instance each), then a per-process sequence
+/// and randomness — unique, and increasing along one host's calls.
 pub(crate) fn next_seq(now: u64) -> String {
     static N: AtomicU64 = AtomicU64::new(0);
     let n = N.fetch_add(1, Ordering::Relaxed);
+    let wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
     format!(
-        "{now:015}{n:012}{}",
+        "{now:015}{wall:020}{n:012}{}",
         &ulid::Ulid::generate().to_string()[16..]
     )
 }

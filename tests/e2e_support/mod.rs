@@ -43,6 +43,10 @@ pub struct Options {
     pub redis: Option<String>,
     /// Text replacements applied to the copy of `spin.toml` served.
     pub manifest_edits: Vec<(String, String)>,
+    /// Emulate this hosted platform (`fermyon-cloud`, `akamai-functions`)
+    /// and serve its manifest (`deploy/<platform>/spin.toml`, the hosted
+    /// builds).
+    pub platform: Option<&'static str>,
 }
 
 impl Options {
@@ -84,7 +88,10 @@ impl App {
     /// Start the app on the test host with `options`.
     pub async fn start(options: Options) -> App {
         let dir = tempfile::tempdir().expect("temp dir");
-        let manifest = manifest_in(dir.path());
+        let manifest = match options.platform {
+            None => manifest_in(dir.path()),
+            Some(platform) => hosted_manifest_in(dir.path(), platform),
+        };
         if !options.manifest_edits.is_empty() {
             let mut text = std::fs::read_to_string(&manifest).expect("read manifest copy");
             for (from, to) in &options.manifest_edits {
@@ -94,6 +101,10 @@ impl App {
             std::fs::write(&manifest, text).expect("write manifest copy");
         }
         let mut config = HostConfig::new(manifest);
+        if let Some(platform) = options.platform {
+            config.platform =
+                wq_test_host::platform::Platform::parse(platform).expect("a known platform");
+        }
         config.kv_sqlite = Some(dir.path().join("kv.db"));
         config.kv_redis = options.redis.clone();
         if config.kv_redis.is_some() {
@@ -127,6 +138,11 @@ impl App {
             host: Some(host),
             _dir: Some(dir),
         }
+    }
+
+    /// Outbound requests the app's components sent (test host only).
+    pub fn outbound_requests(&self) -> u64 {
+        self.host.as_ref().map_or(0, RunningHost::outbound_requests)
     }
 
     /// The server named by `WQ_BASE_URL` (token from `WQ_API_TOKEN`).
@@ -248,6 +264,45 @@ pub fn manifest_in(dir: &Path) -> PathBuf {
     let path = dir.join("spin.toml");
     std::fs::write(&path, text).expect("write manifest");
     path
+}
+
+/// The hosted builds (`make build-hosted`; built now if missing).
+pub fn hosted_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let dir = root.join("target/hosted/wasm32-wasip2/release");
+        if ["wq_queue.wasm", "wq_worker.wasm"]
+            .iter()
+            .any(|f| !dir.join(f).exists())
+        {
+            let status = std::process::Command::new(env!("CARGO"))
+                .args(["build", "--target", "wasm32-wasip2", "--release"])
+                .args(["--target-dir", "target/hosted", "--features", "hosted"])
+                .args(["-p", "wq-queue", "-p", "wq-worker"])
+                .current_dir(root)
+                .status()
+                .expect("run cargo build for the hosted builds");
+            assert!(status.success(), "building the hosted builds failed");
+        }
+        dir
+    })
+}
+
+/// A copy of `deploy/<platform>/spin.toml` in `dir` whose sources point at
+/// the hosted builds.
+pub fn hosted_manifest_in(dir: &Path, platform: &str) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let path = root.join("deploy").join(platform).join("spin.toml");
+    let text = std::fs::read_to_string(&path).expect("read the platform's manifest");
+    let built = hosted_dir().display().to_string();
+    let text = text.replace(
+        "\"../../target/hosted/wasm32-wasip2/release",
+        &format!("\"{built}"),
+    );
+    let copy = dir.join("spin.toml");
+    std::fs::write(&copy, text).expect("write manifest");
+    copy
 }
 
 /// Poll `check` until it answers `Some`, failing after `limit`. For work

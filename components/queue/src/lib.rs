@@ -65,13 +65,18 @@ async fn dispatch_drain(queue: &KvWorkQueue<WasiKv>, config: &ApiConfig) {
 #[cfg(feature = "hosted")]
 const INLINE_BUDGET_MS: u64 = 15_000;
 
-/// Hosted builds drain in this request, after its answer: no request to a
+/// Hosted builds drain in this request, after its answer (unless
+/// `worker_url` is empty, which disables dispatch): no request to a
 /// worker (Fermyon Cloud counts each against 500 an hour), executors in
 /// process for `local:` routes. A drain that stops on its budget with work
 /// left pushes the next one to the worker route.
 #[cfg(feature = "hosted")]
 async fn dispatch_drain<Q: spin_work_queue::DrainQueue>(queue: &Q, config: &ApiConfig) {
     use spin_work_queue::worker::{self, DrainCall, DrainRequest, WorkerConfig};
+    // An empty `worker_url` disables dispatch, the inline drain included.
+    let Some(path) = config.dispatch.worker_url.clone() else {
+        return;
+    };
     let worker_config = match WorkerConfig::from_lookup(variable) {
         Ok(c) => c,
         Err(e) => return eprintln!("spin-work-queue: inline drain: {e}"),
@@ -82,11 +87,7 @@ async fn dispatch_drain<Q: spin_work_queue::DrainQueue>(queue: &Q, config: &ApiC
             budget_ms: INLINE_BUDGET_MS,
             ..DrainRequest::default()
         },
-        path: config
-            .dispatch
-            .worker_url
-            .clone()
-            .unwrap_or_else(|| "/worker/drain".to_string()),
+        path,
     };
     let executor = wq_spin_glue::SpinExecutor {
         max_output_bytes: config.max_body_bytes,

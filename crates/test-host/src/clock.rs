@@ -4,15 +4,21 @@
 //! integer, surrounding whitespace allowed) from `PATH` and adds it to the
 //! system wall clock that components see through `wasi:clocks/wall-clock`.
 //! A value written as `=MS` instead *freezes* the wall clock at `MS` Unix
-//! milliseconds, so a test decides exactly when time passes.
+//! milliseconds, so a test decides exactly when time passes (within that
+//! millisecond the clock still moves by a nanosecond per read, so two reads
+//! are never equal).
 //! The file is re-read on every clock call (a few microseconds), so a test can
 //! change it at any time; a missing file means offset 0, and a file that is
 //! being rewritten (empty or not a number) keeps the last good offset. The
 //! monotonic clock is not affected.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Nanoseconds a frozen clock has moved within its millisecond.
+static TICK: AtomicU64 = AtomicU64::new(0);
 
 use wasmtime_wasi::HostWallClock;
 
@@ -88,7 +94,13 @@ impl OffsetWallClock {
             .unwrap_or_default();
         let reading = self.file.as_ref().map(|f| f.reading());
         let offset = match reading {
-            Some(Reading::Frozen(ms)) => return Duration::from_millis(ms),
+            // Frozen, but never twice the same instant: a nanosecond more
+            // on every read (well under a millisecond), as time passes
+            // between one request and the next on a real host.
+            Some(Reading::Frozen(ms)) => {
+                let tick = TICK.fetch_add(1, Ordering::Relaxed) % 999_999;
+                return Duration::from_millis(ms) + Duration::from_nanos(tick);
+            }
             Some(Reading::Offset(ms)) => ms,
             None => 0,
         };
@@ -136,19 +148,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("clock");
         let clock = OffsetWallClock::new(Some(Arc::new(ClockFile::new(path.clone()))));
+        let ms = |d: Duration| d.as_millis();
         std::fs::write(&path, "=1700000000000").unwrap();
-        assert_eq!(
-            clock.since_epoch(),
-            Duration::from_millis(1_700_000_000_000)
-        );
-        assert_eq!(
-            clock.since_epoch(),
-            Duration::from_millis(1_700_000_000_000)
+        let (a, b) = (clock.since_epoch(), clock.since_epoch());
+        assert_eq!((ms(a), ms(b)), (1_700_000_000_000, 1_700_000_000_000));
+        assert!(
+            b > a,
+            "two reads of a frozen clock still differ: {a:?} {b:?}"
         );
         std::fs::write(&path, "= 1700000000500\n").unwrap();
-        assert_eq!(
-            clock.since_epoch(),
-            Duration::from_millis(1_700_000_000_500)
-        );
+        assert_eq!(ms(clock.since_epoch()), 1_700_000_000_500);
     }
 }

@@ -34,6 +34,7 @@ pub mod kv_redis;
 pub mod kv_sqlite;
 pub mod manifest;
 pub mod outbound;
+pub mod platform;
 pub mod router;
 pub mod server;
 pub mod storage;
@@ -87,6 +88,8 @@ pub struct HostConfig {
     /// Application variable values (`name` → value), winning over
     /// `SPIN_VARIABLE_<NAME>` environment variables and defaults.
     pub variables: HashMap<String, String>,
+    /// The platform emulated (default: `spin up`).
+    pub platform: platform::Platform,
 }
 
 impl HostConfig {
@@ -100,12 +103,14 @@ impl HostConfig {
             kv_redis: None,
             clock_file: None,
             variables: HashMap::new(),
+            platform: platform::Platform::Spin,
         }
     }
 }
 
 /// A running host. Dropping it stops accepting connections.
 pub struct RunningHost {
+    app: Arc<server::App>,
     addr: SocketAddr,
     shutdown: Option<tokio::sync::watch::Sender<bool>>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -115,6 +120,11 @@ impl RunningHost {
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Outbound requests the app's components sent so far.
+    pub fn outbound_requests(&self) -> u64 {
+        self.app.outbound_requests()
     }
 
     /// `http://127.0.0.1:PORT` (no trailing slash).
@@ -180,10 +190,13 @@ pub async fn serve(config: HostConfig) -> Result<RunningHost, HostError> {
     })?;
     let kv = Arc::new(kv);
     // Compiling components is CPU-bound: keep it off the async workers.
-    let app = tokio::task::spawn_blocking(move || server::App::new(&manifest, kv, clock, addr))
-        .await
-        .map_err(|e| HostError::Wasm(format!("startup task failed: {e}")))??;
+    let limits = config.platform.limits();
+    let app =
+        tokio::task::spawn_blocking(move || server::App::new(&manifest, kv, clock, addr, limits))
+            .await
+            .map_err(|e| HostError::Wasm(format!("startup task failed: {e}")))??;
     let app = Arc::new(app);
+    let served = app.clone();
     let (tx, mut rx) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(async move {
         loop {
@@ -214,6 +227,7 @@ pub async fn serve(config: HostConfig) -> Result<RunningHost, HostError> {
         }
     });
     Ok(RunningHost {
+        app: served,
         addr,
         shutdown: Some(tx),
         task: Some(task),

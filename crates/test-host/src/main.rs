@@ -31,6 +31,9 @@ struct Args {
     /// Application variable `NAME=VALUE` (NAME may carry a SPIN_VARIABLE_ prefix); repeatable.
     #[arg(long = "env", value_name = "NAME=VALUE")]
     env: Vec<String>,
+    /// Emulate a platform: spin, fermyon-cloud or akamai-functions.
+    #[arg(long, default_value = "spin", value_parser = wq_test_host::platform::Platform::parse)]
+    platform: wq_test_host::platform::Platform,
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -51,6 +54,7 @@ async fn main() -> anyhow::Result<()> {
         kv_redis: args.kv_redis,
         clock_file: args.clock_file,
         variables,
+        platform: args.platform,
     };
     let host = wq_test_host::serve(config)
         .await

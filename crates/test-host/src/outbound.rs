@@ -218,6 +218,9 @@ async fn send(
 ) -> Result<http::Response<WasiBody>, HttpError> {
     let allowed = app.allowed_hosts(component);
     let uri = request.uri().clone();
+    if !app.count_outbound() {
+        return Err(HttpError::HttpRequestDenied);
+    }
     let scheme = uri.scheme_str().unwrap_or("http").to_ascii_lowercase();
     match classify(&uri) {
         Target::SelfApp => {
@@ -225,6 +228,9 @@ async fn send(
                 return Err(HttpError::HttpRequestDenied);
             }
             app.dispatch_self(request).await
+        }
+        Target::Component(_) if !app.limits().service_chaining => {
+            Err(HttpError::DestinationNotFound)
         }
         Target::Component(name) => {
             let port = uri.port_u16().or(default_port(&scheme)).unwrap_or(80);

@@ -21,9 +21,11 @@ use crate::clock::{ClockFile, OffsetWallClock};
 use crate::compile::{compile, engine};
 use crate::manifest::AppManifest;
 use crate::outbound::{full_body, AllowedHosts, OutboundHooks};
+use crate::platform::Limits;
 use crate::router::{RouteMatch, Router};
 use crate::storage::{KvBackend, Storage, StorageCtx};
 use crate::HostError;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Everything one component instance (one request) owns.
 pub struct RequestState {
@@ -72,6 +74,8 @@ pub struct App {
     kv: Arc<KvBackend>,
     clock: Option<Arc<ClockFile>>,
     local_addr: SocketAddr,
+    limits: Arc<Limits>,
+    outbound: AtomicU64,
 }
 
 impl App {
@@ -81,16 +85,37 @@ impl App {
         kv: Arc<KvBackend>,
         clock: Option<Arc<ClockFile>>,
         local_addr: SocketAddr,
+        limits: Limits,
     ) -> Result<Self, HostError> {
         let engine = engine()?;
         let mut linker: Linker<RequestState> = Linker::new(&engine);
         let wasm_err = |e: wasmtime::Error| HostError::Wasm(format!("{e:#}"));
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(wasm_err)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(wasm_err)?;
-        Storage::add_to_linker::<_, HasSelf<StorageCtx>>(&mut linker, |s: &mut RequestState| {
+        fn storage(s: &mut RequestState) -> &mut StorageCtx {
             &mut s.storage
-        })
-        .map_err(wasm_err)?;
+        }
+        if limits.atomics && limits.batch {
+            Storage::add_to_linker::<_, HasSelf<StorageCtx>>(&mut linker, storage)
+                .map_err(wasm_err)?;
+        } else {
+            // Only what the platform offers: a component importing more
+            // fails to instantiate, as there.
+            use crate::storage::{atomics, batch, config, store};
+            store::add_to_linker::<_, HasSelf<StorageCtx>>(&mut linker, storage)
+                .map_err(wasm_err)?;
+            config::add_to_linker::<_, HasSelf<StorageCtx>>(&mut linker, storage)
+                .map_err(wasm_err)?;
+            if limits.batch {
+                batch::add_to_linker::<_, HasSelf<StorageCtx>>(&mut linker, storage)
+                    .map_err(wasm_err)?;
+            }
+            if limits.atomics {
+                atomics::add_to_linker::<_, HasSelf<StorageCtx>>(&mut linker, storage)
+                    .map_err(wasm_err)?;
+            }
+        }
+        let spin = limits.atomics;
 
         let mut components = Vec::new();
         let mut by_name = HashMap::new();
@@ -98,6 +123,11 @@ impl App {
             let component = compile(&engine, &c.source)?;
             let instance_pre = match linker.instantiate_pre(&component) {
                 Ok(pre) => pre,
+                Err(first) if !spin => {
+                    return Err(HostError::Wasm(format!(
+                        "component `{name}` imports what the platform does not offer: {first:#}"
+                    )))
+                }
                 Err(first) => {
                     // Imports this host does not provide (e.g. Spin-specific
                     // interfaces) trap when called instead of failing here.
@@ -142,7 +172,32 @@ impl App {
             kv,
             clock,
             local_addr,
+            limits: Arc::new(limits),
+            outbound: AtomicU64::new(0),
         })
+    }
+
+    /// The platform's limits.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Count one outbound request; `false` when the platform's budget for
+    /// the hour is spent (the request is then refused).
+    pub fn count_outbound(&self) -> bool {
+        let n = self.outbound.fetch_add(1, Ordering::SeqCst) + 1;
+        match self.limits.outbound_per_hour {
+            Some(budget) if n > budget => {
+                eprintln!("wq-test-host: outbound request {n} refused: {budget} per hour");
+                false
+            }
+            _ => true,
+        }
+    }
+
+    /// Outbound requests the components sent so far.
+    pub fn outbound_requests(&self) -> u64 {
+        self.outbound.load(Ordering::SeqCst)
     }
 
     /// The allowed outbound hosts of component number `component`.
@@ -228,7 +283,12 @@ impl App {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
             hooks: OutboundHooks::new(self.clone(), m.component),
-            storage: StorageCtx::new(self.kv.clone(), comp.kv_labels.clone(), comp.config.clone()),
+            storage: StorageCtx::new(
+                self.kv.clone(),
+                comp.kv_labels.clone(),
+                comp.config.clone(),
+                self.limits.clone(),
+            ),
         };
         let mut store = Store::new(&self.engine, state);
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -244,12 +304,22 @@ impl App {
             .map_err(|e| format!("{e:#}"))?;
         let pre = comp.pre.clone();
         let name = comp.name.clone();
+        let handler = self.limits.handler;
         let task = tokio::spawn(async move {
-            let proxy = pre.instantiate_async(&mut store).await?;
-            proxy
-                .wasi_http_incoming_handler()
-                .call_handle(&mut store, incoming, outparam)
-                .await
+            let run = async {
+                let proxy = pre.instantiate_async(&mut store).await?;
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, incoming, outparam)
+                    .await
+            };
+            match handler {
+                None => run.await,
+                // The platform ends the handler, answered or not.
+                Some(limit) => tokio::time::timeout(limit, run)
+                    .await
+                    .unwrap_or_else(|_| Err(wasmtime::format_err!("handler ran past {limit:?}"))),
+            }
         });
         match rx.await {
             Ok(Ok(resp)) => {

@@ -14,6 +14,7 @@ use wasmtime::component::{Resource, ResourceTable};
 
 use crate::kv_redis::{GetManyFailure, RedisKv};
 use crate::kv_sqlite::SqliteKv;
+use crate::platform::Limits;
 
 #[allow(missing_docs)]
 mod bindings {
@@ -33,8 +34,8 @@ mod bindings {
     });
 }
 
-use bindings::wasi::config::store as config;
-use bindings::wasi::keyvalue::{atomics, batch, store};
+pub use bindings::wasi::config::store as config;
+pub use bindings::wasi::keyvalue::{atomics, batch, store};
 pub use bindings::Storage;
 
 /// The key-value backend of a host.
@@ -67,6 +68,7 @@ pub struct StorageCtx {
     backend: Arc<KvBackend>,
     allowed_labels: Arc<Vec<String>>,
     config: Arc<HashMap<String, String>>,
+    limits: Arc<Limits>,
 }
 
 impl StorageCtx {
@@ -75,15 +77,82 @@ impl StorageCtx {
         backend: Arc<KvBackend>,
         allowed_labels: Arc<Vec<String>>,
         config: Arc<HashMap<String, String>>,
+        limits: Arc<Limits>,
     ) -> Self {
         StorageCtx {
             table: ResourceTable::new(),
             backend,
             allowed_labels,
             config,
+            limits,
         }
     }
 
+    /// Refuse writes the platform would refuse: keys or values too large,
+    /// or new keys past the store's cap.
+    fn admit_writes(
+        &self,
+        label: &str,
+        pairs: Vec<(String, usize)>,
+    ) -> impl std::future::Future<Output = Result<(), store::Error>> + Send + 'static {
+        admit_writes(
+            self.backend.clone(),
+            self.limits.clone(),
+            label.to_string(),
+            pairs,
+        )
+    }
+}
+
+/// See [`StorageCtx::admit_writes`].
+async fn admit_writes(
+    backend: Arc<KvBackend>,
+    limits: Arc<Limits>,
+    label: String,
+    pairs: Vec<(String, usize)>,
+) -> Result<(), store::Error> {
+    {
+        let l = &limits;
+        for (key, len) in &pairs {
+            if l.max_key_bytes.is_some_and(|m| key.len() > m) {
+                return Err(store::Error::Other(format!(
+                    "key of {} bytes: the platform allows {}",
+                    key.len(),
+                    l.max_key_bytes.unwrap_or_default()
+                )));
+            }
+            if l.max_value_bytes.is_some_and(|m| *len > m) {
+                return Err(store::Error::Other(format!(
+                    "value of {len} bytes: the platform allows {}",
+                    l.max_value_bytes.unwrap_or_default()
+                )));
+            }
+        }
+        let Some(cap) = l.max_keys else {
+            return Ok(());
+        };
+        let keys = match &*backend {
+            KvBackend::Sqlite(s) => s.keys(&label).await,
+            KvBackend::Redis(r) => r.keys().await,
+        }
+        .map_err(store::Error::Other)?;
+        let existing: std::collections::HashSet<&str> = keys.iter().map(String::as_str).collect();
+        let fresh: std::collections::HashSet<&str> = pairs
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .filter(|k| !existing.contains(k))
+            .collect();
+        if keys.len() + fresh.len() > cap {
+            return Err(store::Error::Other(format!(
+                "the store holds {} keys: the platform allows {cap}",
+                keys.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl StorageCtx {
     fn label(&self, bucket: &Resource<BucketHandle>) -> Result<String, store::Error> {
         self.table
             .get(bucket)
@@ -164,6 +233,8 @@ impl store::HostBucket for StorageCtx {
         value: Vec<u8>,
     ) -> Result<(), store::Error> {
         let label = self.label(&bucket)?;
+        self.admit_writes(&label, vec![(key.clone(), value.len())])
+            .await?;
         match &*self.backend {
             KvBackend::Sqlite(s) => s.set(&label, &key, value).await,
             KvBackend::Redis(r) => r.set(&key, value).await,
@@ -254,6 +325,11 @@ impl batch::Host for StorageCtx {
         if key_values.is_empty() {
             return Ok(());
         }
+        let sizes: Vec<(String, usize)> = key_values
+            .iter()
+            .map(|(k, v)| (k.clone(), v.len()))
+            .collect();
+        self.admit_writes(&label, sizes).await?;
         match &*self.backend {
             KvBackend::Sqlite(s) => s.set_many(&label, key_values).await,
             KvBackend::Redis(r) => r.set_many(key_values).await,
