@@ -152,3 +152,66 @@ async fn the_default_build_is_refused_where_atomics_is_missing() {
         "unexpected refusal: {why}"
     );
 }
+
+/// Two hosts sharing one store under the Akamai profile, each seeing the
+/// other's writes 500 ms late (`--replication-lag-ms`), the app told to
+/// allow for 1 s: a write on one is not read on the other at once, and
+/// tasks enqueued on both, drained by both, all complete, each once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_seeing_each_other_late_lose_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("shared.db");
+    let mut hosts = Vec::new();
+    for _ in 0..2 {
+        let opts = options("akamai-functions").var("replication_lag_ms", "1000");
+        hosts.push(App::start_shared(opts, &db, 500).await);
+    }
+    let (a, b) = (hosts[0].client(), hosts[1].client());
+    let pipeline = unique("replicas");
+    let first = a
+        .enqueue_batch(vec![NewTask {
+            delay_ms: 3_600_000,
+            ..NewTask::new(&pipeline, "echo", json!({"late": true}))
+        }])
+        .await
+        .expect("enqueue on a")[0]
+        .id
+        .clone();
+    assert!(
+        b.task(&first).await.expect("status on b").is_none(),
+        "b saw a's write at once"
+    );
+    eventually("a's write on b", Duration::from_secs(10), || async {
+        b.task(&first).await.ok().flatten().map(|_| ())
+    })
+    .await;
+
+    let mut sends = Vec::new();
+    for n in 0..30u32 {
+        let q = if n % 2 == 0 {
+            hosts[0].client()
+        } else {
+            hosts[1].client()
+        };
+        let pipeline = pipeline.clone();
+        sends.push(tokio::spawn(async move {
+            let t = NewTask::new(&pipeline, "echo", json!({ "n": n }));
+            q.enqueue_batch(vec![t]).await.expect("enqueue")
+        }));
+    }
+    for s in sends {
+        s.await.expect("enqueue task");
+    }
+    let results = eventually(
+        "30 tasks on two replicas",
+        Duration::from_secs(120),
+        || async {
+            let _ = a.rescue().await;
+            let _ = b.rescue().await;
+            let got = a.results(&pipeline).await.ok()?;
+            (got.len() >= 30).then_some(got)
+        },
+    )
+    .await;
+    e2e_support::assert_each_once("replicated tasks", &results, 30);
+}

@@ -47,6 +47,9 @@ pub struct Options {
     /// and serve its manifest (`deploy/<platform>/spin.toml`, the hosted
     /// builds).
     pub platform: Option<&'static str>,
+    /// A SQLite file shared with other hosts, and the replication lag
+    /// between them.
+    pub shared: Option<(PathBuf, u64)>,
 }
 
 impl Options {
@@ -106,6 +109,10 @@ impl App {
                 wq_test_host::platform::Platform::parse(platform).expect("a known platform");
         }
         config.kv_sqlite = Some(dir.path().join("kv.db"));
+        if let Some((db, lag)) = &options.shared {
+            config.kv_sqlite = Some(db.clone());
+            config.replication_lag_ms = Some(*lag);
+        }
         config.kv_redis = options.redis.clone();
         if config.kv_redis.is_some() {
             config.kv_sqlite = None;
@@ -143,6 +150,14 @@ impl App {
     /// Outbound requests the app's components sent (test host only).
     pub fn outbound_requests(&self) -> u64 {
         self.host.as_ref().map_or(0, RunningHost::outbound_requests)
+    }
+
+    /// Start the app with `options` on the SQLite file `db`, which other
+    /// hosts may share, seeing their writes `lag_ms` late.
+    pub async fn start_shared(options: Options, db: &Path, lag_ms: u64) -> App {
+        let mut options = options;
+        options.shared = Some((db.to_path_buf(), lag_ms));
+        App::start(options).await
     }
 
     /// The server named by `WQ_BASE_URL` (token from `WQ_API_TOKEN`).

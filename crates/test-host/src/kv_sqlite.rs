@@ -63,7 +63,7 @@ impl SqliteKv {
     }
 
     /// Runs `f` on the connection in the blocking thread pool.
-    async fn run<R, F>(&self, f: F) -> Result<R, String>
+    pub(crate) async fn run<R, F>(&self, f: F) -> Result<R, String>
     where
         R: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<R, String> + Send + 'static,
@@ -273,7 +273,7 @@ impl SqliteKv {
     }
 }
 
-fn sql_err(e: rusqlite::Error) -> String {
+pub(crate) fn sql_err(e: rusqlite::Error) -> String {
     format!("sqlite: {e}")
 }
 

@@ -35,6 +35,7 @@ pub mod kv_sqlite;
 pub mod manifest;
 pub mod outbound;
 pub mod platform;
+pub mod replica;
 pub mod router;
 pub mod server;
 pub mod storage;
@@ -90,6 +91,9 @@ pub struct HostConfig {
     pub variables: HashMap<String, String>,
     /// The platform emulated (default: `spin up`).
     pub platform: platform::Platform,
+    /// Emulate replication: another host's writes to the SQLite store are
+    /// seen this many milliseconds late (hosts sharing one file).
+    pub replication_lag_ms: Option<u64>,
 }
 
 impl HostConfig {
@@ -104,6 +108,7 @@ impl HostConfig {
             clock_file: None,
             variables: HashMap::new(),
             platform: platform::Platform::Spin,
+            replication_lag_ms: None,
         }
     }
 }
@@ -191,10 +196,24 @@ pub async fn serve(config: HostConfig) -> Result<RunningHost, HostError> {
     let kv = Arc::new(kv);
     // Compiling components is CPU-bound: keep it off the async workers.
     let limits = config.platform.limits();
-    let app =
-        tokio::task::spawn_blocking(move || server::App::new(&manifest, kv, clock, addr, limits))
-            .await
-            .map_err(|e| HostError::Wasm(format!("startup task failed: {e}")))??;
+    let emulation = storage::Emulation {
+        replica: config.replication_lag_ms.map(|lag_ms| replica::Replica {
+            writer: format!(
+                "{}-{}",
+                std::process::id(),
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos())
+            ),
+            lag_ms,
+        }),
+        writes: limits.writes_per_s.map(storage::WriteRate::new),
+    };
+    let app = tokio::task::spawn_blocking(move || {
+        server::App::new(&manifest, kv, clock, addr, limits, emulation)
+    })
+    .await
+    .map_err(|e| HostError::Wasm(format!("startup task failed: {e}")))??;
     let app = Arc::new(app);
     let served = app.clone();
     let (tx, mut rx) = tokio::sync::watch::channel(false);

@@ -34,6 +34,10 @@ struct Args {
     /// Emulate a platform: spin, fermyon-cloud or akamai-functions.
     #[arg(long, default_value = "spin", value_parser = wq_test_host::platform::Platform::parse)]
     platform: wq_test_host::platform::Platform,
+    /// Emulate replication: another host's writes to the shared SQLite
+    /// store are seen this many milliseconds late.
+    #[arg(long)]
+    replication_lag_ms: Option<u64>,
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -55,6 +59,7 @@ async fn main() -> anyhow::Result<()> {
         clock_file: args.clock_file,
         variables,
         platform: args.platform,
+        replication_lag_ms: args.replication_lag_ms,
     };
     let host = wq_test_host::serve(config)
         .await

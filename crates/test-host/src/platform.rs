@@ -10,6 +10,10 @@
 //! | handler time | — | 30 s | 30 s |
 //! | outbound requests | — | 500 per hour | counted |
 //! | service chaining | yes | no | yes |
+//! | key writes | — | — | 50 per second (later ones wait) |
+//!
+//! With `--replication-lag-ms`, two hosts sharing one SQLite file see each
+//! other's writes that late ([`crate::replica`]).
 //!
 //! A component that imports more than its platform links fails to
 //! instantiate, as there. Every outbound request is counted
@@ -48,6 +52,8 @@ pub struct Limits {
     pub outbound_per_hour: Option<u64>,
     /// `http://<component>.spin.internal` is served.
     pub service_chaining: bool,
+    /// Most key writes per second (writes past it wait).
+    pub writes_per_s: Option<u32>,
 }
 
 impl Platform {
@@ -76,6 +82,7 @@ impl Platform {
                 handler: None,
                 outbound_per_hour: None,
                 service_chaining: true,
+                writes_per_s: None,
             },
             Self::FermyonCloud => Limits {
                 atomics: false,
@@ -86,6 +93,7 @@ impl Platform {
                 handler: Some(Duration::from_secs(30)),
                 outbound_per_hour: Some(500),
                 service_chaining: false,
+                writes_per_s: None,
             },
             Self::AkamaiFunctions => Limits {
                 atomics: false,
@@ -96,6 +104,7 @@ impl Platform {
                 handler: Some(Duration::from_secs(30)),
                 outbound_per_hour: None,
                 service_chaining: true,
+                writes_per_s: Some(50),
             },
         }
     }

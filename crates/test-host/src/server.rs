@@ -75,6 +75,7 @@ pub struct App {
     clock: Option<Arc<ClockFile>>,
     local_addr: SocketAddr,
     limits: Arc<Limits>,
+    emulation: Arc<crate::storage::Emulation>,
     outbound: AtomicU64,
 }
 
@@ -86,6 +87,7 @@ impl App {
         clock: Option<Arc<ClockFile>>,
         local_addr: SocketAddr,
         limits: Limits,
+        emulation: crate::storage::Emulation,
     ) -> Result<Self, HostError> {
         let engine = engine()?;
         let mut linker: Linker<RequestState> = Linker::new(&engine);
@@ -173,6 +175,7 @@ impl App {
             clock,
             local_addr,
             limits: Arc::new(limits),
+            emulation: Arc::new(emulation),
             outbound: AtomicU64::new(0),
         })
     }
@@ -288,6 +291,7 @@ impl App {
                 comp.kv_labels.clone(),
                 comp.config.clone(),
                 self.limits.clone(),
+                self.emulation.clone(),
             ),
         };
         let mut store = Store::new(&self.engine, state);

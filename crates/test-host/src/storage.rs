@@ -15,6 +15,7 @@ use wasmtime::component::{Resource, ResourceTable};
 use crate::kv_redis::{GetManyFailure, RedisKv};
 use crate::kv_sqlite::SqliteKv;
 use crate::platform::Limits;
+use crate::replica::Replica;
 
 #[allow(missing_docs)]
 mod bindings {
@@ -69,6 +70,76 @@ pub struct StorageCtx {
     allowed_labels: Arc<Vec<String>>,
     config: Arc<HashMap<String, String>>,
     limits: Arc<Limits>,
+    emulation: Arc<Emulation>,
+}
+
+/// How a host emulates a platform's store beyond its limits: the write
+/// rate (writes wait their turn) and replication (see [`Replica`]).
+#[derive(Debug, Default)]
+pub struct Emulation {
+    /// Replication lag between hosts sharing the SQLite file.
+    pub replica: Option<Replica>,
+    /// Most key writes per second for the whole host.
+    pub writes: Option<WriteRate>,
+}
+
+/// A token bucket of key writes per second.
+#[derive(Debug)]
+pub struct WriteRate {
+    per_s: f64,
+    state: std::sync::Mutex<(f64, std::time::Instant)>,
+}
+
+impl WriteRate {
+    /// `per_s` key writes per second, a second's worth available at once.
+    pub fn new(per_s: u32) -> Self {
+        WriteRate {
+            per_s: f64::from(per_s),
+            state: std::sync::Mutex::new((f64::from(per_s), std::time::Instant::now())),
+        }
+    }
+
+    /// Wait until `n` key writes may go.
+    async fn take(&self, n: usize) {
+        let wait = {
+            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let now = std::time::Instant::now();
+            let refill = now.duration_since(st.1).as_secs_f64() * self.per_s;
+            st.0 = (st.0 + refill).min(self.per_s);
+            st.1 = now;
+            st.0 -= n as f64;
+            if st.0 >= 0.0 {
+                0.0
+            } else {
+                -st.0 / self.per_s
+            }
+        };
+        if wait > 0.0 {
+            tokio::time::sleep(std::time::Duration::from_secs_f64(wait)).await;
+        }
+    }
+}
+
+impl Emulation {
+    async fn before_writes(&self, n: usize) {
+        if let Some(w) = &self.writes {
+            w.take(n).await;
+        }
+    }
+
+    async fn after_writes(
+        &self,
+        backend: &KvBackend,
+        label: &str,
+        writes: Vec<(String, Option<Vec<u8>>)>,
+    ) -> Result<(), store::Error> {
+        match (&self.replica, backend) {
+            (Some(r), KvBackend::Sqlite(s)) => {
+                r.log(s, label, writes).await.map_err(store::Error::Other)
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 impl StorageCtx {
@@ -78,6 +149,7 @@ impl StorageCtx {
         allowed_labels: Arc<Vec<String>>,
         config: Arc<HashMap<String, String>>,
         limits: Arc<Limits>,
+        emulation: Arc<Emulation>,
     ) -> Self {
         StorageCtx {
             table: ResourceTable::new(),
@@ -85,6 +157,7 @@ impl StorageCtx {
             allowed_labels,
             config,
             limits,
+            emulation,
         }
     }
 
@@ -219,6 +292,9 @@ impl store::HostBucket for StorageCtx {
         key: String,
     ) -> Result<Option<Vec<u8>>, store::Error> {
         let label = self.label(&bucket)?;
+        if let (Some(r), KvBackend::Sqlite(s)) = (&self.emulation.replica, &*self.backend) {
+            return r.get(s, &label, &key).await.map_err(store::Error::Other);
+        }
         match &*self.backend {
             KvBackend::Sqlite(s) => s.get(&label, &key).await,
             KvBackend::Redis(r) => r.get(&key).await,
@@ -235,11 +311,16 @@ impl store::HostBucket for StorageCtx {
         let label = self.label(&bucket)?;
         self.admit_writes(&label, vec![(key.clone(), value.len())])
             .await?;
+        self.emulation.before_writes(1).await;
+        let logged = vec![(key.clone(), Some(value.clone()))];
         match &*self.backend {
             KvBackend::Sqlite(s) => s.set(&label, &key, value).await,
             KvBackend::Redis(r) => r.set(&key, value).await,
         }
-        .map_err(store::Error::Other)
+        .map_err(store::Error::Other)?;
+        self.emulation
+            .after_writes(&self.backend, &label, logged)
+            .await
     }
 
     async fn delete(
@@ -248,11 +329,16 @@ impl store::HostBucket for StorageCtx {
         key: String,
     ) -> Result<(), store::Error> {
         let label = self.label(&bucket)?;
+        self.emulation.before_writes(1).await;
+        let logged = vec![(key.clone(), None)];
         match &*self.backend {
             KvBackend::Sqlite(s) => s.delete(&label, &key).await,
             KvBackend::Redis(r) => r.delete(&key).await,
         }
-        .map_err(store::Error::Other)
+        .map_err(store::Error::Other)?;
+        self.emulation
+            .after_writes(&self.backend, &label, logged)
+            .await
     }
 
     async fn exists(
@@ -261,6 +347,10 @@ impl store::HostBucket for StorageCtx {
         key: String,
     ) -> Result<bool, store::Error> {
         let label = self.label(&bucket)?;
+        if let (Some(r), KvBackend::Sqlite(s)) = (&self.emulation.replica, &*self.backend) {
+            let found = r.get(s, &label, &key).await;
+            return found.map(|v| v.is_some()).map_err(store::Error::Other);
+        }
         match &*self.backend {
             KvBackend::Sqlite(s) => s.exists(&label, &key).await,
             KvBackend::Redis(r) => r.exists(&key).await,
@@ -279,9 +369,12 @@ impl store::HostBucket for StorageCtx {
             ));
         }
         let label = self.label(&bucket)?;
-        let keys = match &*self.backend {
-            KvBackend::Sqlite(s) => s.keys(&label).await,
-            KvBackend::Redis(r) => r.keys().await,
+        let keys = match (&self.emulation.replica, &*self.backend) {
+            (Some(r), KvBackend::Sqlite(s)) => r.keys(s, &label).await,
+            (_, b) => match b {
+                KvBackend::Sqlite(s) => s.keys(&label).await,
+                KvBackend::Redis(r) => r.keys().await,
+            },
         }
         .map_err(store::Error::Other)?;
         Ok(store::KeyResponse { keys, cursor: None })
@@ -305,6 +398,12 @@ impl batch::Host for StorageCtx {
         };
         if keys.is_empty() {
             return Ok(Ok(Vec::new()));
+        }
+        if let (Some(r), KvBackend::Sqlite(s)) = (&self.emulation.replica, &*self.backend) {
+            let found = r.get_many(s, &label, keys).await;
+            return Ok(found
+                .map(|f| f.into_iter().filter(|(_, v)| v.is_some()).collect())
+                .map_err(store::Error::Other));
         }
         Ok(match &*self.backend {
             KvBackend::Sqlite(s) => s.get_many(&label, keys).await.map_err(store::Error::Other),
@@ -330,11 +429,22 @@ impl batch::Host for StorageCtx {
             .map(|(k, v)| (k.clone(), v.len()))
             .collect();
         self.admit_writes(&label, sizes).await?;
+        self.emulation.before_writes(key_values.len()).await;
+        let logged: Vec<(String, Option<Vec<u8>>)> = match self.emulation.replica {
+            Some(_) => key_values
+                .iter()
+                .map(|(k, v)| (k.clone(), Some(v.clone())))
+                .collect(),
+            None => Vec::new(),
+        };
         match &*self.backend {
             KvBackend::Sqlite(s) => s.set_many(&label, key_values).await,
             KvBackend::Redis(r) => r.set_many(key_values).await,
         }
-        .map_err(store::Error::Other)
+        .map_err(store::Error::Other)?;
+        self.emulation
+            .after_writes(&self.backend, &label, logged)
+            .await
     }
 
     async fn delete_many(
@@ -346,11 +456,17 @@ impl batch::Host for StorageCtx {
         if keys.is_empty() {
             return Ok(());
         }
+        self.emulation.before_writes(keys.len()).await;
+        let logged: Vec<(String, Option<Vec<u8>>)> =
+            keys.iter().map(|k| (k.clone(), None)).collect();
         match &*self.backend {
             KvBackend::Sqlite(s) => s.delete_many(&label, keys).await,
             KvBackend::Redis(r) => r.delete_many(keys).await,
         }
-        .map_err(store::Error::Other)
+        .map_err(store::Error::Other)?;
+        self.emulation
+            .after_writes(&self.backend, &label, logged)
+            .await
     }
 }
 
