@@ -9,8 +9,9 @@
 //! over — pushes the next drain, admitted first — when it stopped on its
 //! budget or `max_tasks`, or when work became due while it was ending.
 
-use super::drain::{drain_admitted, DrainReport, DrainRequest, DrainSettings, Drained};
+use super::drain::{drain_admitted, DrainReport, DrainRequest, Drained};
 use super::executor::Executor;
+use super::settings::DrainSettings;
 use crate::api::{authorize, check_body, decode, optional_json_object, ApiError};
 use crate::dispatch::{admit_for_push, DrainQueue, Ticket};
 use crate::error::QueueError;

@@ -11,12 +11,13 @@ mod drain;
 mod executor;
 mod http;
 mod routes;
+mod settings;
 
 pub use config::{WorkerConfig, MIN_EXECUTOR_TIMEOUT_MS};
 pub use drain::{
-    drain, drain_admitted, AwaitRetries, DrainError, DrainReport, DrainRequest, DrainSettings,
-    Drained, BATCH_DEFAULT, BUDGET_MS_DEFAULT, BUDGET_MS_LIMIT, EXECUTOR_TIMEOUT_MS_DEFAULT,
-    LEASE_MARGIN_MS, MAX_TASKS_DEFAULT, MAX_TASKS_LIMIT,
+    drain, drain_admitted, DrainError, DrainReport, DrainRequest, Drained, BATCH_DEFAULT,
+    BUDGET_MS_DEFAULT, BUDGET_MS_LIMIT, EXECUTOR_TIMEOUT_MS_DEFAULT, LEASE_MARGIN_MS,
+    MAX_TASKS_DEFAULT, MAX_TASKS_LIMIT,
 };
 pub use executor::{
     classify, task_request, Execution, Executor, ExecutorReply, ERROR_EXCERPT_CHARS,
@@ -30,3 +31,4 @@ pub use http::{
 pub use routes::{
     ExecutorRoutes, EXECUTORS_DEFAULT, EXECUTOR_BASE_DEFAULT, FALLBACK_KEY, NODE_NAME_PLACEHOLDER,
 };
+pub use settings::{AwaitRetries, DrainSettings};
