@@ -84,7 +84,8 @@ impl std::fmt::Debug for WasiKv {
     }
 }
 
-fn convert(e: store::Error) -> KvError {
+/// A `wasi:keyvalue` error as a [`KvError`].
+pub(crate) fn convert(e: store::Error) -> KvError {
     match e {
         store::Error::NoSuchStore => KvError::Unavailable("no such store".into()),
         store::Error::AccessDenied => KvError::Rejected("access denied".into()),

@@ -4,6 +4,7 @@
 //! read, written and deleted key by key; keys are listed page by page.
 
 use crate::bindings::wasi::keyvalue::store;
+use crate::kv::convert;
 use spin_work_queue::kv::{KvError, StoreKv};
 
 /// A store opened by label, used through `wasi:keyvalue/store` only.
@@ -17,14 +18,6 @@ impl WasiStore {
         Ok(Self {
             bucket: store::open(label).map_err(convert)?,
         })
-    }
-}
-
-fn convert(e: store::Error) -> KvError {
-    match e {
-        store::Error::NoSuchStore => KvError::Unavailable("no such store".into()),
-        store::Error::AccessDenied => KvError::Rejected("access denied".into()),
-        store::Error::Other(msg) => KvError::Unavailable(msg),
     }
 }
 
