@@ -17,7 +17,6 @@
 
 use crate::error::Result;
 use crate::http::Request;
-use crate::queue::LeasedQueue;
 use crate::MaybeSendSync;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -68,10 +67,11 @@ pub trait DrainGate: MaybeSendSync {
     }
 }
 
-/// A queue that workers drain: the contract and the gate.
-pub trait DrainQueue: LeasedQueue + DrainGate {}
+/// A queue that workers drain: the contract (pipelines included) and the
+/// gate.
+pub trait DrainQueue: crate::pipeline::PipelineQueue + DrainGate {}
 
-impl<Q: LeasedQueue + DrainGate + ?Sized> DrainQueue for Q {}
+impl<Q: crate::pipeline::PipelineQueue + DrainGate + ?Sized> DrainQueue for Q {}
 
 /// Admit a drain to push, unless `max` are in flight already: one read
 /// when enough are, an `increment` (two when it loses a race) otherwise.

@@ -22,6 +22,8 @@ pub enum InvalidKind {
     Request,
     /// The queue's configuration (`invalid_config`).
     Config,
+    /// A pipeline to submit (`invalid_pipeline`).
+    Pipeline,
 }
 
 impl InvalidKind {
@@ -33,6 +35,7 @@ impl InvalidKind {
             Self::Output => "invalid_output",
             Self::Request => "invalid_request",
             Self::Config => "invalid_config",
+            Self::Pipeline => "invalid_pipeline",
         }
     }
 }
@@ -106,6 +109,21 @@ pub enum QueueError {
     /// nothing was written; retry once finished tasks were deleted.
     #[error("store full: {0}")]
     StoreFull(String),
+    /// No pipeline with this id exists.
+    #[error("pipeline {id} not found")]
+    UnknownPipeline {
+        /// The id that was looked up.
+        id: String,
+    },
+    /// A pipeline with this id exists with another spec.
+    #[error("pipeline {id} exists with another spec")]
+    PipelineConflict {
+        /// The pipeline's id.
+        id: String,
+    },
+    /// This queue does not offer the operation.
+    #[error("not supported: {0}")]
+    Unsupported(String),
     /// A remote queue could not be reached or answered unexpectedly (HTTP
     /// client only).
     #[error("transport error: {0}")]
@@ -132,6 +150,9 @@ impl QueueError {
             Self::Corrupt { .. } => "store_corrupt",
             Self::TooSlow(_) => "store_too_slow",
             Self::StoreFull(_) => "store_full",
+            Self::UnknownPipeline { .. } => "not_found",
+            Self::PipelineConflict { .. } => "pipeline_conflict",
+            Self::Unsupported(_) => "not_supported",
             Self::Transport(_) => "transport",
         }
     }

@@ -54,6 +54,7 @@ pub mod ids;
 pub mod kv;
 pub mod local;
 pub mod model;
+pub mod pipeline;
 pub mod port;
 pub mod queue;
 pub mod worker;
@@ -68,6 +69,9 @@ pub use local::LocalWorkQueue;
 pub use model::{
     Ack, DeadLetterEntry, DequeueRequest, Enqueued, FailOutcome, Lease, LeasedTask, NewTask,
     QueueStats, RescueReport, SetAside, TaskInfo,
+};
+pub use pipeline::{
+    NewPipeline, NodeSpec, NodeState, OnFailure, PipelineQueue, PipelineState, PipelineView,
 };
 pub use port::{TaskStatus, WorkQueuePort, WorkTask};
 pub use queue::{LeasedQueue, PortLeases};

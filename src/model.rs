@@ -38,6 +38,10 @@ pub struct NewTask {
     /// Do not deliver before this many milliseconds have passed.
     #[serde(default)]
     pub delay_ms: u64,
+    /// Route key the worker finds the executor by; defaults to
+    /// `node_name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executor: Option<String>,
 }
 
 impl NewTask {
@@ -52,6 +56,7 @@ impl NewTask {
             idempotency_key: None,
             max_attempts: None,
             delay_ms: 0,
+            executor: None,
         }
     }
 
@@ -67,6 +72,7 @@ impl NewTask {
             idempotency_key: Some(task.idempotency_key).filter(|s| !s.is_empty()),
             max_attempts: None,
             delay_ms: 0,
+            executor: None,
         }
     }
 
@@ -79,6 +85,9 @@ impl NewTask {
         }
         validate_segment_name("pipeline_id", &self.pipeline_id)?;
         validate_segment_name("node_name", &self.node_name)?;
+        if let Some(executor) = &self.executor {
+            validate_segment_name("executor", executor)?;
+        }
         if let Some(key) = &self.idempotency_key {
             validate_name("idempotency_key", key)?;
         }
@@ -331,6 +340,17 @@ pub struct LeasedTask {
     pub task: WorkTask,
     /// The lease to finish it with.
     pub lease: Lease,
+    /// The executor's route key when it is not the node name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executor: Option<String>,
+}
+
+impl LeasedTask {
+    /// The route key the worker finds the executor by: the task's
+    /// `executor`, else its node name.
+    pub fn route_key(&self) -> &str {
+        self.executor.as_deref().unwrap_or(&self.task.node_name)
+    }
 }
 
 /// One acknowledgement of a batch ack.
@@ -361,6 +381,9 @@ pub struct TaskInfo {
     /// The lease of the delivery in progress (absent unless `InProgress`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease: Option<Lease>,
+    /// The executor's route key when it is not the node name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executor: Option<String>,
 }
 
 /// Task counts by state.

@@ -128,8 +128,11 @@ impl ApiError {
 /// transport failure 502.
 pub fn queue_status(e: &QueueError) -> u16 {
     match e {
-        QueueError::NotFound { .. } => 404,
-        QueueError::LeaseLost { .. } | QueueError::WrongState { .. } => 409,
+        QueueError::NotFound { .. } | QueueError::UnknownPipeline { .. } => 404,
+        QueueError::LeaseLost { .. }
+        | QueueError::WrongState { .. }
+        | QueueError::PipelineConflict { .. } => 409,
+        QueueError::Unsupported(_) => 501,
         QueueError::Invalid(_) => 422,
         QueueError::Transport(_) => 502,
         QueueError::StoreFull(_) => 507,
@@ -147,6 +150,17 @@ mod tests {
         let cases = [
             (QueueError::NotFound { id: "t".into() }, 404, "not_found"),
             (QueueError::LeaseLost { id: "t".into() }, 409, "lease_lost"),
+            (
+                QueueError::UnknownPipeline { id: "p".into() },
+                404,
+                "not_found",
+            ),
+            (
+                QueueError::PipelineConflict { id: "p".into() },
+                409,
+                "pipeline_conflict",
+            ),
+            (QueueError::Unsupported("x".into()), 501, "not_supported"),
             (
                 QueueError::WrongState {
                     id: "t".into(),

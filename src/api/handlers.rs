@@ -7,6 +7,7 @@ use super::router::Route;
 use crate::error::QueueError;
 use crate::http::{Request, Response};
 use crate::model::{self, Ack, DequeueRequest, NewTask};
+use crate::pipeline::PipelineQueue;
 use crate::queue::LeasedQueue;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -23,7 +24,7 @@ const INVALID_BATCH: &str = "invalid_batch";
 
 /// Run the handler of `route`: its answer, and whether it put work in
 /// the queue that is due now.
-pub async fn run<Q: LeasedQueue + ?Sized>(
+pub async fn run<Q: PipelineQueue + ?Sized>(
     queue: &Q,
     route: Route,
     req: &Request,
@@ -49,12 +50,18 @@ pub async fn run<Q: LeasedQueue + ?Sized>(
         }
         Route::Health => idle(Ok(Response::json(200, &json!({"ok": true})))),
         Route::Dequeue => idle(dequeue(queue, req).await),
-        Route::Ack(id) => idle(ack(queue, &id, req).await),
-        Route::Fail(id) => idle(fail(queue, &id, req).await),
+        Route::Ack(id) => starts_nodes(ack(queue, &id, req).await, [id.as_str()]),
+        Route::Fail(id) => starts_nodes(fail(queue, &id, req).await, [id.as_str()]),
         Route::Heartbeat(id) => idle(heartbeat(queue, &id, req).await),
-        Route::AckBatch => idle(ack_batch(queue, req).await),
+        Route::AckBatch => {
+            let ids = ack_batch_ids(req);
+            starts_nodes(ack_batch(queue, req).await, ids.iter().map(String::as_str))
+        }
         Route::Task(id) => idle(task(queue, &id).await),
         Route::Results(pipeline_id) => idle(results(queue, &pipeline_id).await),
+        Route::SubmitPipeline => super::pipelines::submit(queue, req).await,
+        Route::Pipeline(id) => idle(super::pipelines::view(queue, &id).await),
+        Route::CancelPipeline(id) => idle(super::pipelines::cancel(queue, &id, req).await),
         Route::Stats => idle(ok(&queue.stats().await?)),
         Route::DeadLetters => idle(dead_letters(queue, req).await),
         Route::SetAside => {
@@ -62,6 +69,35 @@ pub async fn run<Q: LeasedQueue + ?Sized>(
             idle(ok(&json!({ "entries": queue.set_aside(limit).await? })))
         }
     }
+}
+
+/// The answer of a finish of `ids`: work may be due when one of them is
+/// a pipeline node (its children may have started).
+fn starts_nodes<'a>(
+    answer: Result<Response, ApiError>,
+    ids: impl IntoIterator<Item = &'a str>,
+) -> Result<(Response, bool), ApiError> {
+    let node = ids
+        .into_iter()
+        .any(|id| crate::pipeline::split_task_id(id).is_some());
+    answer.map(|r| {
+        let due = node && r.status < 300;
+        (r, due)
+    })
+}
+
+/// The task ids of a batch ack's body (none when it cannot be read).
+fn ack_batch_ids(req: &Request) -> Vec<String> {
+    serde_json::from_slice::<Value>(&req.body)
+        .ok()
+        .and_then(|v| {
+            v.get("acks").and_then(Value::as_array).map(|acks| {
+                acks.iter()
+                    .filter_map(|a| a.get("id").and_then(Value::as_str).map(str::to_string))
+                    .collect()
+            })
+        })
+        .unwrap_or_default()
 }
 
 /// The answer of a handler that adds no work.

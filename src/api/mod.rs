@@ -1,6 +1,6 @@
 //! The HTTP API (`docs/api.md`, `openapi.yaml`) independent of Spin: a plain
 //! [`Request`] goes in, an [`Response`] comes out, for any
-//! [`LeasedQueue`].
+//! [`PipelineQueue`].
 //!
 //! The queue component converts Spin's request into an [`Request`],
 //! calls [`handle`] and converts the answer back; everything else — routing,
@@ -29,6 +29,7 @@ mod body;
 mod config;
 mod error;
 mod handlers;
+mod pipelines;
 mod router;
 
 pub use auth::{authorize, constant_time_eq};
@@ -45,7 +46,7 @@ pub use router::{route, Route};
 pub(crate) use body::{check_body, decode, optional_json_object};
 
 use crate::http::{Request, Response};
-use crate::queue::LeasedQueue;
+use crate::pipeline::PipelineQueue;
 
 /// The answer to a request, and whether the request put work in the
 /// queue that a dequeue would deliver now (push dispatch tells a worker).
@@ -60,7 +61,7 @@ pub struct Handled {
 
 /// Answer one request. Never panics: every failure is an error response
 /// `{"error":{"code","message"}}`.
-pub async fn handle<Q: LeasedQueue + ?Sized>(
+pub async fn handle<Q: PipelineQueue + ?Sized>(
     queue: &Q,
     config: &ApiConfig,
     req: &Request,
@@ -75,7 +76,7 @@ pub async fn handle<Q: LeasedQueue + ?Sized>(
     Handled { response, work_due }
 }
 
-async fn try_handle<Q: LeasedQueue + ?Sized>(
+async fn try_handle<Q: PipelineQueue + ?Sized>(
     queue: &Q,
     config: &ApiConfig,
     req: &Request,

@@ -24,6 +24,12 @@ pub enum Route {
     Task(String),
     /// `GET /v1/pipelines/{pipeline_id}/results`
     Results(String),
+    /// `POST /v1/pipelines`
+    SubmitPipeline,
+    /// `GET /v1/pipelines/{pipeline_id}`
+    Pipeline(String),
+    /// `POST /v1/pipelines/{pipeline_id}/cancel`
+    CancelPipeline(String),
     /// `GET /v1/stats`
     Stats,
     /// `GET /v1/dead-letter`
@@ -43,6 +49,7 @@ impl Route {
             Self::Health
             | Self::Task(_)
             | Self::Results(_)
+            | Self::Pipeline(_)
             | Self::Stats
             | Self::DeadLetters
             | Self::SetAside => "GET",
@@ -108,7 +115,10 @@ fn match_path(path: &str) -> Result<Option<Route>, ApiError> {
         ["v1", "tasks", id, "ack"] => Route::Ack(param(id)?),
         ["v1", "tasks", id, "fail"] => Route::Fail(param(id)?),
         ["v1", "tasks", id, "heartbeat"] => Route::Heartbeat(param(id)?),
+        ["v1", "pipelines"] => Route::SubmitPipeline,
+        ["v1", "pipelines", pid] => Route::Pipeline(param(pid)?),
         ["v1", "pipelines", pid, "results"] => Route::Results(param(pid)?),
+        ["v1", "pipelines", pid, "cancel"] => Route::CancelPipeline(param(pid)?),
         ["v1", "dead-letter", id, "redrive"] => Route::Redrive(param(id)?),
         _ => return Ok(None),
     };
@@ -138,6 +148,13 @@ mod tests {
                 "GET",
                 "/v1/pipelines/p%2F1/results",
                 Route::Results("p/1".into()),
+            ),
+            ("POST", "/v1/pipelines", Route::SubmitPipeline),
+            ("GET", "/v1/pipelines/p%2F1", Route::Pipeline("p/1".into())),
+            (
+                "POST",
+                "/v1/pipelines/p/cancel",
+                Route::CancelPipeline("p".into()),
             ),
             ("GET", "/v1/stats", Route::Stats),
             ("GET", "/v1/dead-letter", Route::DeadLetters),

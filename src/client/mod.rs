@@ -16,6 +16,7 @@
 //! # Ok(()) }
 //! ```
 
+mod pipelines;
 mod queue;
 
 use crate::error::{InvalidKind, QueueError, Result};
@@ -209,6 +210,9 @@ impl ErrorBody {
             "invalid_task" => QueueError::invalid(InvalidKind::Task, self.message),
             "invalid_batch" => QueueError::invalid(InvalidKind::Batch, self.message),
             "invalid_output" => QueueError::invalid(InvalidKind::Output, self.message),
+            "invalid_pipeline" => QueueError::invalid(InvalidKind::Pipeline, self.message),
+            "pipeline_conflict" => QueueError::PipelineConflict { id },
+            "not_supported" => QueueError::Unsupported(self.message),
             "store_corrupt" => QueueError::Corrupt {
                 key: id,
                 reason: self.message,

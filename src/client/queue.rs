@@ -207,7 +207,7 @@ impl LeasedQueue for HttpWorkQueue {
 /// `value` as one percent-encoded URL path segment; `None` for `.`, `..`
 /// (which URL libraries resolve to "this" or "the parent" directory, in
 /// any spelling) and the empty string: no id can be one of those.
-fn segment(value: &str) -> Option<String> {
+pub(super) fn segment(value: &str) -> Option<String> {
     (!matches!(value, "" | "." | "..")).then(|| percent_encode(value))
 }
 

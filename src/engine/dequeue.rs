@@ -90,6 +90,7 @@ pub(crate) fn run<K: KeyValue>(
                 id: lease.id.clone(),
                 expires_at: lease.expires_at,
             },
+            executor: record.executor.clone(),
         });
         record.state = State::InProgress { lease };
         record.updated_at = now;

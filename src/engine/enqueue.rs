@@ -10,7 +10,7 @@
 use super::keys::Log;
 use super::record::{Place, State, TaskRecord, UNPLACED};
 use super::ring;
-use super::store::Writes;
+use super::store::{Deadline, Writes};
 use super::KvWorkQueue;
 use crate::error::Result;
 use crate::kv::KeyValue;
@@ -66,7 +66,8 @@ pub(crate) fn run<K: KeyValue>(q: &KvWorkQueue<K>, tasks: Vec<NewTask>) -> Resul
         }
     }
     if !fresh.is_empty() {
-        write(q, &fresh)?;
+        let deadline = q.deadline_from(q.now());
+        write(q, &fresh, Writes::default(), deadline)?;
     }
     for n in fresh {
         outcomes[n.index] = Some(Enqueued {
@@ -145,12 +146,42 @@ fn lookup<K: KeyValue>(q: &KvWorkQueue<K>, named: &[Named]) -> Result<BTreeMap<u
     Ok(known)
 }
 
+/// Enqueue tasks the queue built itself (pipeline nodes, with ids that no
+/// stored task has), skipping the batch rules their parts were checked
+/// against on the way in, with `extra` writes in the same commit, before
+/// `deadline`.
+pub(crate) fn insert<K: KeyValue>(
+    q: &KvWorkQueue<K>,
+    tasks: Vec<NewTask>,
+    extra: Writes,
+    deadline: Deadline,
+) -> Result<()> {
+    let fresh: Vec<Named> = tasks
+        .into_iter()
+        .enumerate()
+        .map(|(index, task)| {
+            let id = task.id.clone().unwrap_or_else(|| q.ids.next_id());
+            let key = task.idempotency_key.clone().unwrap_or_else(|| id.clone());
+            Named {
+                index,
+                task,
+                id,
+                key,
+            }
+        })
+        .collect();
+    write(q, &fresh, extra, deadline)
+}
+
 /// Write every record, entry and mapping: due tasks through the ring,
 /// delayed ones into the delay inbox, in the same `set_many`.
-fn write<K: KeyValue>(q: &KvWorkQueue<K>, fresh: &[Named]) -> Result<()> {
+fn write<K: KeyValue>(
+    q: &KvWorkQueue<K>,
+    fresh: &[Named],
+    mut writes: Writes,
+    deadline: Deadline,
+) -> Result<()> {
     let start = q.now();
-    let deadline = q.deadline_from(start);
-    let mut writes = Writes::default();
     let record = |n: &Named, at: Place| TaskRecord {
         task: WorkTask {
             id: n.id.clone(),
@@ -168,6 +199,7 @@ fn write<K: KeyValue>(q: &KvWorkQueue<K>, fresh: &[Named]) -> Result<()> {
         created_at: start,
         updated_at: start,
         deliveries: Vec::new(),
+        executor: n.task.executor.clone(),
     };
     for n in fresh.iter().filter(|n| n.key != n.id) {
         writes.put(q.keys.idempotency(&n.key), &n.id);

@@ -28,18 +28,22 @@ pub(crate) enum Log {
     DeadLetters,
     /// Stored values that could not be decoded, set aside.
     SetAside,
+    /// Submitted pipelines, in submission order (and again when one runs
+    /// again after a redrive), consumed by reconciliation and retention.
+    Pipelines,
 }
 
 impl Log {
     /// Every log.
     #[cfg(test)]
-    pub(crate) const ALL: [Log; 6] = [
+    pub(crate) const ALL: [Log; 7] = [
         Log::Ring,
         Log::Delayed,
         Log::Retries,
         Log::Completions,
         Log::DeadLetters,
         Log::SetAside,
+        Log::Pipelines,
     ];
 
     fn dir(self) -> &'static str {
@@ -50,6 +54,7 @@ impl Log {
             Log::Completions => "c",
             Log::DeadLetters => "x",
             Log::SetAside => "z",
+            Log::Pipelines => "r",
         }
     }
 }
@@ -184,6 +189,56 @@ impl Keys {
         }
     }
 
+    /// `{p}/p/{pipeline}`: a submitted pipeline's record.
+    pub(crate) fn pipeline(&self, id: &str) -> String {
+        format!("{}/p/{}", self.prefix, percent_encode(id))
+    }
+
+    /// `{p}/p/{pipeline}/x`: when the pipeline was cancelled.
+    pub(crate) fn pipeline_cancelled(&self, id: &str) -> String {
+        format!("{}/x", self.pipeline(id))
+    }
+
+    /// `{p}/p/{pipeline}/s`: when reconciliation found it settled.
+    pub(crate) fn pipeline_settled(&self, id: &str) -> String {
+        format!("{}/s", self.pipeline(id))
+    }
+
+    /// `{p}/p/{pipeline}/l/…`: the lock of writing the pipeline's record
+    /// (`node = None`) or of creating node `node`'s task, attempt
+    /// `attempt`.
+    pub(crate) fn pipeline_lock(&self, id: &str, node: Option<usize>, attempt: u32) -> CounterKey {
+        CounterKey(format!("{}/{attempt}", self.pipeline_lock_dir(id, node)))
+    }
+
+    /// When a contender saw that lock held.
+    pub(crate) fn pipeline_lock_seen(&self, id: &str, node: Option<usize>, attempt: u32) -> String {
+        format!("{}/{attempt}/seen", self.pipeline_lock_dir(id, node))
+    }
+
+    /// The newest attempt of that lock.
+    pub(crate) fn pipeline_lock_next(&self, id: &str, node: Option<usize>) -> String {
+        format!("{}/next", self.pipeline_lock_dir(id, node))
+    }
+
+    fn pipeline_lock_dir(&self, id: &str, node: Option<usize>) -> String {
+        match node {
+            None => format!("{}/l", self.pipeline(id)),
+            Some(n) => format!("{}/n/{n}", self.pipeline(id)),
+        }
+    }
+
+    /// `{p}/r/cursor`: how far reconciliation and retention got in the
+    /// pipeline log.
+    pub(crate) fn pipelines_cursor(&self) -> String {
+        format!("{}/r/cursor", self.prefix)
+    }
+
+    /// `{p}/r/at`: when reconciliation last ran.
+    pub(crate) fn pipelines_reconciled(&self) -> String {
+        format!("{}/r/at", self.prefix)
+    }
+
     /// `{p}/m/p/{pipeline}/n`: how many completions a pipeline's index
     /// holds, and how many of them expired.
     pub(crate) fn pipeline_meta(&self, pipeline_id: &str) -> String {
@@ -225,6 +280,18 @@ mod tests {
         counters.extend((0..3).map(|n| k.redrive_lock(n, 0)));
         values.extend((0..3).map(|n| k.redrive_seen(n, 0)));
         counters.push(k.lock(3, 0));
+        for node in [None, Some(0), Some(1)] {
+            counters.push(k.pipeline_lock("a", node, 0));
+            values.push(k.pipeline_lock_seen("a", node, 0));
+            values.push(k.pipeline_lock_next("a", node));
+        }
+        values.extend([
+            k.pipeline("a"),
+            k.pipeline_cancelled("a"),
+            k.pipeline_settled("a"),
+            k.pipelines_cursor(),
+            k.pipelines_reconciled(),
+        ]);
         values.push(k.lock_seen(3, 0));
         values.push(k.lock_next(3));
         values.push(k.redrive_next(3));

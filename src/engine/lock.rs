@@ -29,6 +29,9 @@ use crate::kv::KeyValue;
 const MAX_STEPS: u32 = 4;
 /// The `seen` of an attempt whose holder gave up without writing.
 pub(crate) const RELEASED: u64 = 0;
+/// The `seen` a holder writes with its work when that work must never be
+/// taken over (a pipeline node's task, created once).
+pub(crate) const DONE: u64 = u64::MAX;
 
 /// The outcome of [`acquire`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +76,7 @@ pub(crate) fn acquire<K: KeyValue>(
                 }
                 return Ok(Acquired::Held);
             }
+            Some(DONE) => return Ok(Acquired::Held),
             Some(seen) if seen != RELEASED && q.now() < seen + q.timing.takeover_after_ms => {
                 return Ok(Acquired::Held);
             }

@@ -14,6 +14,7 @@ mod keys;
 mod lock;
 mod maintenance;
 mod observe;
+mod pipelines;
 mod record;
 mod results;
 mod ring;
@@ -34,6 +35,7 @@ use crate::model::{
     Ack, DeadLetterEntry, DequeueRequest, Enqueued, FailOutcome, LeasedTask, NewTask, QueueStats,
     RescueReport, SetAside, TaskInfo,
 };
+use crate::pipeline;
 use crate::port::TaskStatus;
 use crate::queue::{LeasedQueue, PortLeases};
 use async_trait::async_trait;
@@ -102,6 +104,13 @@ impl<K: KeyValue> KvWorkQueue<K> {
     pub fn config(&self) -> &QueueConfig {
         &self.config
     }
+
+    /// Report a failed pipeline step that reconciliation makes up for.
+    fn note(&self, step: Result<()>) {
+        if let Err(e) = step {
+            self.observer.event(&Event::PipelineStepFailed(e));
+        }
+    }
 }
 
 #[cfg_attr(not(target_arch = "wasm32"), async_trait)]
@@ -112,7 +121,13 @@ impl<K: KeyValue + crate::MaybeSendSync> LeasedQueue for KvWorkQueue<K> {
     }
 
     async fn dequeue(&self, req: &DequeueRequest) -> Result<Vec<LeasedTask>> {
-        dequeue::run(self, req)
+        let leased = dequeue::run(self, req)?;
+        match self.reconcile_due() {
+            Ok(true) => self.note(pipeline::reconcile(self).await.map(drop)),
+            Ok(false) => {}
+            Err(e) => self.note(Err(e)),
+        }
+        pipeline::after_dequeue(self, leased).await
     }
 
     async fn ack(&self, task_id: &str, lease_id: &str, output: Value) -> Result<TaskStatus> {
@@ -121,11 +136,24 @@ impl<K: KeyValue + crate::MaybeSendSync> LeasedQueue for KvWorkQueue<K> {
             lease_id: lease_id.to_string(),
             output,
         };
-        ack::run_one(self, ack)
+        let status = ack::run_one(self, ack)?;
+        // An error here fails the ack, whose repetition (harmless) starts
+        // the children again.
+        pipeline::completed(self, &[task_id.to_string()]).await?;
+        Ok(status)
     }
 
     async fn ack_batch(&self, acks: Vec<Ack>) -> Result<Vec<Result<TaskStatus>>> {
-        ack::run(self, acks)
+        let ids: Vec<String> = acks.iter().map(|a| a.id.clone()).collect();
+        let out = ack::run(self, acks)?;
+        let done: Vec<String> = ids
+            .into_iter()
+            .zip(&out)
+            .filter(|(_, r)| r.is_ok())
+            .map(|(id, _)| id)
+            .collect();
+        pipeline::completed(self, &done).await?;
+        Ok(out)
     }
 
     async fn fail_leased(
@@ -135,7 +163,12 @@ impl<K: KeyValue + crate::MaybeSendSync> LeasedQueue for KvWorkQueue<K> {
         error: &str,
         retryable: bool,
     ) -> Result<FailOutcome> {
-        fail::run(self, task_id, lease_id, error, retryable)
+        let outcome = fail::run(self, task_id, lease_id, error, retryable)?;
+        if matches!(outcome.status, TaskStatus::DeadLetter { .. }) {
+            let ids = [task_id.to_string()];
+            self.note(pipeline::after_dead_letter(self, &ids).await);
+        }
+        Ok(outcome)
     }
 
     async fn heartbeat(&self, task_id: &str, lease_id: &str, lease_ms: Option<u64>) -> Result<u64> {
@@ -159,11 +192,16 @@ impl<K: KeyValue + crate::MaybeSendSync> LeasedQueue for KvWorkQueue<K> {
     }
 
     async fn redrive(&self, task_id: &str) -> Result<TaskStatus> {
-        dead_letter::redrive(self, task_id)
+        let status = dead_letter::redrive(self, task_id)?;
+        self.note(pipeline::after_redrive(self, task_id).await);
+        Ok(status)
     }
 
     async fn rescue(&self) -> Result<RescueReport> {
-        maintenance::run(self, true)
+        let report = maintenance::run(self, true)?;
+        pipeline::reconcile(self).await?;
+        self.sweep_pipelines()?;
+        Ok(report)
     }
 
     async fn set_aside(&self, limit: usize) -> Result<Vec<SetAside>> {

@@ -28,6 +28,9 @@ pub enum Event {
         /// Milliseconds from the check to the return.
         ms: u64,
     },
+    /// Starting a pipeline's next nodes after a task finished, or a
+    /// reconciliation, failed; the next reconciliation starts them.
+    PipelineStepFailed(QueueError),
 }
 
 /// Receives [`Event`]s. The default, [`StderrObserver`], prints them.
@@ -44,6 +47,9 @@ impl Observer for StderrObserver {
     fn event(&self, event: &Event) {
         match event {
             Event::MaintenanceFailed(e) => eprintln!("spin-work-queue: maintenance failed: {e}"),
+            Event::PipelineStepFailed(e) => {
+                eprintln!("spin-work-queue: pipeline step failed (reconciliation retries): {e}")
+            }
             Event::SetAside { key, reason } => {
                 eprintln!("spin-work-queue: set aside {key}: {reason}")
             }

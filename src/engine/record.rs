@@ -134,6 +134,9 @@ pub(crate) struct TaskRecord {
     /// not after the task has moved on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deliveries: Vec<u64>,
+    /// The executor's route key when it is not the node name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executor: Option<String>,
 }
 
 /// Most ring slots remembered in [`TaskRecord::deliveries`].

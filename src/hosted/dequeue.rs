@@ -122,6 +122,7 @@ impl<S: StoreKv> HostedWorkQueue<S> {
                     LeasedTask {
                         task: r.task,
                         lease,
+                        executor: r.executor,
                     },
                 ))
             })

@@ -66,6 +66,7 @@ impl<S: StoreKv> HostedWorkQueue<S> {
                 finished_at: None,
                 promoted: false,
                 claim: None,
+                executor: t.executor,
             };
             pairs.push((self.keys.open(&id), record.encode()));
             if key != id {

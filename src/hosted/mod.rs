@@ -245,3 +245,32 @@ impl<S: StoreKv + crate::MaybeSendSync> DrainGate for HostedWorkQueue<S> {
         Ok(!self.due_in(&view, view.read_at).is_empty())
     }
 }
+
+/// Pipelines need exclusive creation of a node's task, which the
+/// store-only engine cannot give cheaply: every call is refused with
+/// [`QueueError::Unsupported`](crate::QueueError::Unsupported) (`501`).
+#[cfg_attr(not(target_arch = "wasm32"), async_trait)]
+#[cfg_attr(target_arch = "wasm32", async_trait(?Send))]
+impl<S: StoreKv + crate::MaybeSendSync> crate::pipeline::PipelineQueue for HostedWorkQueue<S> {
+    async fn submit_pipeline(
+        &self,
+        _pipeline: crate::pipeline::NewPipeline,
+    ) -> Result<crate::pipeline::Submitted> {
+        Err(unsupported())
+    }
+
+    async fn pipeline(&self, _id: &str) -> Result<Option<crate::pipeline::PipelineView>> {
+        Err(unsupported())
+    }
+
+    async fn cancel_pipeline(&self, _id: &str) -> Result<crate::pipeline::Cancelled> {
+        Err(unsupported())
+    }
+}
+
+fn unsupported() -> crate::QueueError {
+    crate::QueueError::Unsupported(
+        "pipelines need the key-value engine (wasi:keyvalue/atomics); the hosted build runs tasks only"
+            .into(),
+    )
+}

@@ -32,6 +32,9 @@ pub(crate) struct Record {
     /// The claim that wrote this version (see `claim.rs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claim: Option<String>,
+    /// The executor's route key when it is not the node name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executor: Option<String>,
 }
 
 impl Record {
@@ -46,6 +49,7 @@ impl Record {
                 TaskStatus::InProgress { .. } => self.lease.clone(),
                 _ => None,
             },
+            executor: self.executor.clone(),
         }
     }
 

@@ -10,6 +10,7 @@
 //! promotion of delayed tasks and retries) runs at the start of every
 //! [`dequeue`](LeasedQueue::dequeue) and on [`rescue`](LeasedQueue::rescue).
 
+mod pipelines;
 mod state;
 
 pub(crate) use state::state_name;
@@ -23,6 +24,7 @@ use crate::model::{
     Ack, DeadLetterEntry, DequeueRequest, Enqueued, FailOutcome, LeasedTask, NewTask, QueueStats,
     RescueReport, SetAside, TaskInfo,
 };
+use crate::pipeline;
 use crate::port::TaskStatus;
 use crate::queue::{LeasedQueue, PortLeases};
 use async_trait::async_trait;
@@ -72,6 +74,8 @@ pub struct LocalWorkQueue {
     /// Drains admitted and not released (the drain gate, in process: a
     /// drain cannot die without its process).
     drains: Mutex<u32>,
+    /// Submitted pipelines (locked before `state` when both are).
+    pipelines: Mutex<pipelines::Pipelines>,
 }
 
 impl LocalWorkQueue {
@@ -107,6 +111,7 @@ impl LocalWorkQueue {
             ids: Arc::new(UlidIds),
             state: Mutex::default(),
             drains: Mutex::new(0),
+            pipelines: Mutex::default(),
         })
     }
 
@@ -162,22 +167,46 @@ impl LeasedQueue for LocalWorkQueue {
 
     async fn dequeue(&self, req: &DequeueRequest) -> Result<Vec<LeasedTask>> {
         let env = self.env();
-        self.lock().dequeue(req, &env)
+        let (report, leased) = {
+            let mut state = self.lock();
+            let report = state.maintain(&env);
+            (report, state.dequeue(req, &env)?)
+        };
+        if report.dead_lettered > 0 {
+            // Leases that expired on their last attempt: under `continue`
+            // their children start.
+            let _ = pipeline::reconcile(self).await;
+        }
+        pipeline::after_dequeue(self, leased).await
     }
 
     async fn ack(&self, task_id: &str, lease_id: &str, output: Value) -> Result<TaskStatus> {
         let env = self.env();
-        self.lock().ack(task_id, lease_id, output, &env)
+        let status = self.lock().ack(task_id, lease_id, output, &env)?;
+        pipeline::completed(self, &[task_id.to_string()]).await?;
+        Ok(status)
     }
 
     async fn ack_batch(&self, acks: Vec<Ack>) -> Result<Vec<Result<TaskStatus>>> {
         crate::model::validate_ack_batch(&acks)?;
         let env = self.env();
-        let mut state = self.lock();
-        Ok(acks
+        let (ids, out): (Vec<String>, Vec<Result<TaskStatus>>) = {
+            let mut state = self.lock();
+            acks.into_iter()
+                .map(|a| {
+                    let r = state.ack(&a.id, &a.lease_id, a.output, &env);
+                    (a.id, r)
+                })
+                .unzip()
+        };
+        let done: Vec<String> = ids
             .into_iter()
-            .map(|a| state.ack(&a.id, &a.lease_id, a.output, &env))
-            .collect())
+            .zip(&out)
+            .filter(|(_, r)| r.is_ok())
+            .map(|(id, _)| id)
+            .collect();
+        pipeline::completed(self, &done).await?;
+        Ok(out)
     }
 
     async fn fail_leased(
@@ -188,7 +217,15 @@ impl LeasedQueue for LocalWorkQueue {
         retryable: bool,
     ) -> Result<FailOutcome> {
         let env = self.env();
-        self.lock().fail(task_id, lease_id, error, retryable, &env)
+        let outcome = self
+            .lock()
+            .fail(task_id, lease_id, error, retryable, &env)?;
+        if matches!(outcome.status, TaskStatus::DeadLetter { .. }) {
+            // The failure is recorded: children a hiccup here leaves
+            // unstarted are started by the next reconciliation.
+            let _ = pipeline::after_dead_letter(self, &[task_id.to_string()]).await;
+        }
+        Ok(outcome)
     }
 
     async fn heartbeat(&self, task_id: &str, lease_id: &str, lease_ms: Option<u64>) -> Result<u64> {
@@ -215,12 +252,17 @@ impl LeasedQueue for LocalWorkQueue {
 
     async fn redrive(&self, task_id: &str) -> Result<TaskStatus> {
         let env = self.env();
-        self.lock().redrive(task_id, &env)
+        let status = self.lock().redrive(task_id, &env)?;
+        pipeline::after_redrive(self, task_id).await?;
+        Ok(status)
     }
 
     async fn rescue(&self) -> Result<RescueReport> {
         let env = self.env();
-        Ok(self.lock().maintain(&env))
+        let report = self.lock().maintain(&env);
+        pipeline::reconcile(self).await?;
+        self.pipelines().sweep(env.now, self.config.retention_ms);
+        Ok(report)
     }
 
     async fn set_aside(&self, limit: usize) -> Result<Vec<SetAside>> {

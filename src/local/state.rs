@@ -46,6 +46,8 @@ struct Record {
     dead: Option<(u64, u64)>,
     /// Key in `finished` once completed or dead-lettered.
     finished: Option<(u64, u64)>,
+    /// The executor's route key when it is not the node name.
+    executor: Option<String>,
 }
 
 impl Record {
@@ -60,6 +62,7 @@ impl Record {
                 TaskStatus::InProgress { .. } => self.lease.clone(),
                 _ => None,
             },
+            executor: self.executor.clone(),
         }
     }
 
@@ -191,6 +194,15 @@ impl State {
             .collect())
     }
 
+    /// Enqueue tasks built by the queue itself (pipeline nodes), skipping
+    /// the batch rules: their parts were checked when they came in.
+    pub(crate) fn insert(&mut self, tasks: Vec<NewTask>, env: &Env) -> Vec<Enqueued> {
+        tasks
+            .into_iter()
+            .map(|t| self.enqueue_one(t, env))
+            .collect()
+    }
+
     fn enqueue_one(&mut self, t: NewTask, env: &Env) -> Enqueued {
         if let Some(id) = t.id.as_ref().filter(|id| self.tasks.contains_key(*id)) {
             return Enqueued {
@@ -224,6 +236,7 @@ impl State {
             lease: None,
             dead: None,
             finished: None,
+            executor: t.executor,
         };
         self.tasks.insert(id.clone(), record);
         self.counts.0[Counts::slot(&TaskStatus::Pending)] += 1;
@@ -349,11 +362,16 @@ impl State {
             };
             rec.lease = Some(lease.clone());
             let task = rec.task.clone();
+            let executor = rec.executor.clone();
             self.leases
                 .insert((lease.expires_at + env.timing.rescue_after_ms, id.clone()));
             let worker_id = req.worker_id.clone();
             self.transition(&id, TaskStatus::InProgress { worker_id }, env.now);
-            out.push(LeasedTask { task, lease });
+            out.push(LeasedTask {
+                task,
+                lease,
+                executor,
+            });
         }
         Ok(out)
     }

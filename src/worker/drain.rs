@@ -376,7 +376,7 @@ impl<Q: DrainQueue + ?Sized, E: Executor + ?Sized> Run<'_, Q, E> {
             let Some(leased) = live[i].take() else {
                 continue;
             };
-            let url = self.settings.routes.url_for(&leased.task.node_name);
+            let url = self.settings.routes.url_for(leased.route_key());
             let timeout_ms = self.settings.executor_timeout_ms;
             let mut call = task_request(&leased.task, url, timeout_ms);
             if let Some(token) = &self.settings.executor_token {

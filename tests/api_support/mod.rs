@@ -12,10 +12,12 @@ use spin_work_queue::model::{
     Ack, DeadLetterEntry, DequeueRequest, Enqueued, FailOutcome, LeasedTask, NewTask, QueueStats,
     RescueReport, SetAside, TaskInfo,
 };
+use spin_work_queue::pipeline::{Cancelled, Submitted};
 use spin_work_queue::{
     Clock, DrainQueue, KvWorkQueue, LeasedQueue, LocalWorkQueue, ManualClock, PortLeases,
     QueueError, RetryPolicy, TaskStatus,
 };
+use spin_work_queue::{NewPipeline, PipelineQueue, PipelineView};
 use std::sync::Arc;
 
 pub const START_MS: u64 = 1_700_000_000_000;
@@ -213,5 +215,18 @@ impl LeasedQueue for DownQueue {
     }
     fn port_leases(&self) -> &PortLeases {
         &self.0
+    }
+}
+
+#[async_trait::async_trait]
+impl PipelineQueue for DownQueue {
+    async fn submit_pipeline(&self, _: NewPipeline) -> Result<Submitted, QueueError> {
+        down()
+    }
+    async fn pipeline(&self, _: &str) -> Result<Option<PipelineView>, QueueError> {
+        down()
+    }
+    async fn cancel_pipeline(&self, _: &str) -> Result<Cancelled, QueueError> {
+        down()
     }
 }
