@@ -38,6 +38,11 @@ mod memory {
     conformance_suite!(KvFixture::new(MemoryKv::new()));
 }
 
+mod memory_pipelines {
+    use super::*;
+    pipeline_suite!(KvFixture::new(MemoryKv::new()));
+}
+
 mod memory_decimal_counters {
     use super::*;
     conformance_suite!(KvFixture::new(MemoryKv::with_counters(
@@ -48,4 +53,9 @@ mod memory_decimal_counters {
 mod sqlite {
     use super::*;
     conformance_suite!(KvFixture::new(SqliteKv::in_memory().expect("sqlite")));
+}
+
+mod sqlite_pipelines {
+    use super::*;
+    pipeline_suite!(KvFixture::new(SqliteKv::in_memory().expect("sqlite")));
 }

@@ -34,3 +34,8 @@ impl Fixture for LocalFixture {
 }
 
 conformance_suite!(LocalFixture::new());
+
+mod pipelines {
+    use super::*;
+    pipeline_suite!(LocalFixture::new());
+}

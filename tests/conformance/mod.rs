@@ -26,6 +26,7 @@
 pub mod delivery;
 pub mod enqueue;
 pub mod leases;
+pub mod pipelines;
 pub mod results;
 pub mod retry;
 pub mod support;
