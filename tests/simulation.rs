@@ -125,6 +125,41 @@ fn the_store_only_engine_loses_nothing_and_never_runs_a_task_twice_at_once() {
 }
 
 #[test]
+fn pipeline_nodes_start_once_after_their_parents_and_every_node_finishes() {
+    let (mut steps, mut runs, mut nodes, mut deliveries) = (0, 0, 0, 0);
+    // Fewer fixed seeds than the other runs (each is longer); SIM_SEEDS
+    // sets the count as everywhere.
+    let fixed = std::env::var("SIM_SEEDS").is_err();
+    let range = seeds();
+    let range = if fixed {
+        range.start..range.start + 12
+    } else {
+        range
+    };
+    for seed in range {
+        for store in [StoreKind::MemoryLe, StoreKind::Sqlite] {
+            let o = sim::pipelines::run(seed, store);
+            assert!(
+                o.violations.is_empty(),
+                "pipeline seed {seed} on {}: {} violations over {} nodes\n{}\n\ntrace:\n{}",
+                store.name(),
+                o.violations.len(),
+                o.nodes,
+                o.violations.join("\n"),
+                o.trace
+            );
+            steps += o.steps;
+            runs += 1;
+            nodes += o.nodes;
+            deliveries += o.deliveries;
+        }
+    }
+    println!(
+        "SIM_PIPELINES runs={runs} steps={steps} nodes={nodes} deliveries={deliveries} violations=0"
+    );
+}
+
+#[test]
 fn the_engine_answers_like_local_work_queue_one_request_at_a_time() {
     for seed in seeds() {
         if let Err(e) = sim::differential::run(seed, 400) {

@@ -133,6 +133,42 @@ impl<K: KeyValue> KvWorkQueue<K> {
         Ok(())
     }
 
+    /// Create the tasks of the node locks `won` (node, attempt, task),
+    /// whose earliest increment was at `earliest`, and mark the locks
+    /// done — or give them up when that cannot be written in time.
+    fn create_won(
+        &self,
+        record: &PipelineRecord,
+        won: Vec<(usize, u32, NewTask)>,
+        earliest: u64,
+    ) -> Result<()> {
+        // As the holders: a takeover of a creation that landed does nothing.
+        let ids: Vec<String> = won.iter().map(|(i, _, _)| record.task_id(*i)).collect();
+        let existing = self.load_tasks(ids.iter().map(String::as_str))?;
+        let mut marks = Writes::default();
+        let mut fresh = Vec::new();
+        for (i, attempt, task) in won.iter().cloned() {
+            marks.put(self.pipeline_lock(&record.id, Some(i)).seen(attempt), &DONE);
+            if !existing.records.contains_key(&record.task_id(i)) {
+                fresh.push(task);
+            }
+        }
+        let deadline = self.deadline_from(earliest);
+        let created = if fresh.is_empty() {
+            self.commit_checked("pipeline", marks, |now| {
+                self.within(deadline, now, "pipeline")
+            })
+        } else {
+            enqueue::insert(self, fresh, marks, deadline)
+        };
+        if created.is_err() {
+            for (i, attempt, _) in &won {
+                lock::release(self, &self.pipeline_lock(&record.id, Some(*i)), *attempt);
+            }
+        }
+        created
+    }
+
     /// Every key of pipeline `id` (its tasks are swept on their own).
     fn pipeline_keys(&self, id: &str) -> Result<Vec<String>> {
         let nodes = self
@@ -246,6 +282,8 @@ impl<K: KeyValue + crate::MaybeSendSync> PipelineStore for KvWorkQueue<K> {
         record: &PipelineRecord,
         nodes: Vec<(usize, NewTask)>,
     ) -> Result<()> {
+        // Locks won are written in batches, each before the deadline of
+        // its first lock: a batch is flushed once half of that has gone.
         let mut won = Vec::new();
         let mut earliest = u64::MAX;
         for (i, task) in nodes {
@@ -254,35 +292,15 @@ impl<K: KeyValue + crate::MaybeSendSync> PipelineStore for KvWorkQueue<K> {
                 earliest = earliest.min(start);
                 won.push((i, attempt, task));
             }
+            if !won.is_empty() && self.now() >= earliest + self.timing.deadline_ms / 2 {
+                self.create_won(record, std::mem::take(&mut won), earliest)?;
+                earliest = u64::MAX;
+            }
         }
         if won.is_empty() {
             return Ok(());
         }
-        // As the holders: a takeover of a creation that landed does nothing.
-        let ids: Vec<String> = won.iter().map(|(i, _, _)| record.task_id(*i)).collect();
-        let existing = self.load_tasks(ids.iter().map(String::as_str))?;
-        let mut marks = Writes::default();
-        let mut fresh = Vec::new();
-        for (i, attempt, task) in won.iter().cloned() {
-            marks.put(self.pipeline_lock(&record.id, Some(i)).seen(attempt), &DONE);
-            if !existing.records.contains_key(&record.task_id(i)) {
-                fresh.push(task);
-            }
-        }
-        let deadline = self.deadline_from(earliest);
-        let created = if fresh.is_empty() {
-            self.commit_checked("pipeline", marks, |now| {
-                self.within(deadline, now, "pipeline")
-            })
-        } else {
-            enqueue::insert(self, fresh, marks, deadline)
-        };
-        if created.is_err() {
-            for (i, attempt, _) in &won {
-                lock::release(self, &self.pipeline_lock(&record.id, Some(*i)), *attempt);
-            }
-        }
-        created
+        self.create_won(record, won, earliest)
     }
 
     async fn running_pipelines(&self) -> Result<Vec<String>> {

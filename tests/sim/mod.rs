@@ -13,6 +13,7 @@ pub mod dispatch;
 pub mod hosted;
 pub mod hosts;
 pub mod oracle;
+pub mod pipelines;
 pub mod rng;
 pub mod sched;
 pub mod store;
