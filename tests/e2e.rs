@@ -77,6 +77,11 @@ mod http_conformance {
     conformance_suite!(HttpFixture::start().await);
 }
 
+mod http_pipelines {
+    use super::*;
+    pipeline_suite!(HttpFixture::start().await);
+}
+
 /// The app with its defaults (push dispatch to the worker, the `echo`
 /// executor), or the external server.
 async fn default_app(options: Options) -> App {

@@ -60,7 +60,8 @@ pub struct Submitted {
 /// The answer to a cancellation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cancelled {
-    /// Always [`PipelineState::Cancelled`].
+    /// [`PipelineState::Cancelled`] — or, for a pipeline that had already
+    /// completed or failed, that state, left as it was.
     pub state: PipelineState,
     /// Nodes that will not run because of the cancellation.
     pub cancelled: u64,
@@ -82,7 +83,8 @@ pub trait PipelineQueue: LeasedQueue {
     async fn pipeline(&self, id: &str) -> Result<Option<PipelineView>>;
 
     /// Cancel a pipeline: nodes not started yet never will; running ones
-    /// finish but start nothing. Idempotent.
+    /// finish but start nothing. Idempotent; a pipeline that already
+    /// completed or failed is left as it is.
     async fn cancel_pipeline(&self, id: &str) -> Result<Cancelled>;
 }
 

@@ -75,17 +75,25 @@ pub(crate) async fn view<S: PipelineStore + ?Sized>(
 }
 
 /// Cancel `id` (idempotent): the nodes that will not run because of it.
+/// A pipeline that already completed or failed stays so (nothing is left
+/// to stop).
 pub(crate) async fn cancel<S: PipelineStore + ?Sized>(s: &S, id: &str) -> Result<Cancelled> {
-    if s.load_pipeline(id).await?.is_none() {
-        return Err(QueueError::UnknownPipeline { id: id.to_string() });
+    let unknown = || QueueError::UnknownPipeline { id: id.to_string() };
+    let before = view(s, id).await?.ok_or_else(unknown)?;
+    if matches!(
+        before.state,
+        PipelineState::Completed | PipelineState::Failed
+    ) {
+        return Ok(Cancelled {
+            state: before.state,
+            cancelled: 0,
+        });
     }
     s.mark_cancelled(id, s.now_ms()).await?;
-    let view = view(s, id)
-        .await?
-        .ok_or_else(|| QueueError::UnknownPipeline { id: id.to_string() })?;
+    let after = view(s, id).await?.ok_or_else(unknown)?;
     Ok(Cancelled {
-        state: PipelineState::Cancelled,
-        cancelled: view.count(NodeState::Cancelled),
+        state: after.state,
+        cancelled: after.count(NodeState::Cancelled),
     })
 }
 

@@ -27,7 +27,8 @@ pub struct EchoPlan {
 
 /// Plan the answer to `req`.
 ///
-/// The body must be JSON (400 otherwise). When it is an object:
+/// The body must be JSON (400 otherwise). When it is an object (for a
+/// pipeline node with parents, `{"input", "parents"}`: its `input`):
 /// `sleep_ms` delays the answer (at most [`ECHO_MAX_SLEEP_MS`], and never
 /// past the worker's deadline, see [`crate::work_budget_ms`]); while the
 /// `x-wq-attempt` header is below `fail_times` (at most
@@ -59,7 +60,13 @@ pub fn echo_plan(req: &Request) -> EchoPlan {
             }
         }
     };
-    let knob = |name: &str| input.get(name).and_then(Value::as_u64);
+    // A pipeline node with parents gets `{"input", "parents"}`: its knobs
+    // are in its own input.
+    let own = match (input.get("input"), input.get("parents")) {
+        (Some(own @ Value::Object(_)), Some(Value::Object(_))) => own,
+        _ => &input,
+    };
+    let knob = |name: &str| own.get(name).and_then(Value::as_u64);
     let sleep_ms = knob("sleep_ms")
         .unwrap_or(0)
         .min(crate::work_budget_ms(req, ECHO_MAX_SLEEP_MS));
@@ -117,6 +124,13 @@ mod tests {
         assert_eq!(plan(input.clone(), Some("2")).response.status, 200);
         let odd_status = json!({"fail_times": 1, "fail_status": 200});
         assert_eq!(plan(odd_status, None).response.status, 500);
+    }
+
+    #[test]
+    fn a_pipeline_nodes_knobs_are_read_from_its_own_input() {
+        let input = json!({"input": {"fail_times": 1}, "parents": {"a": 1}});
+        assert_eq!(plan(input.clone(), Some("0")).response.status, 500);
+        assert_eq!(plan(input.clone(), Some("1")).response.json_body(), input);
     }
 
     #[test]
