@@ -67,10 +67,12 @@ fmt:
 
 ## Every test: unit, conformance, simulation, crash, concurrency,
 ## model-based, cost, API contract, component imports, end to end on
-## wq-test-host, and on a real `spin up` when Spin is installed
+## wq-test-host, the dag_executor example, and on a real `spin up` (the
+## end-to-end suites and the example again) when Spin is installed
 ## (WQ_REQUIRE_SPIN=1 makes a missing Spin a failure).
 test: lint build build-hosted
 	$(CARGO) test --workspace
+	$(CARGO) run --quiet --example dag_executor
 	CARGO=$(CARGO) WQ_SPIN=$(SPIN) tests/spin-e2e.sh
 
 ## The deterministic simulation on SEEDS seeds per store (optimised

@@ -253,10 +253,18 @@ impl<Q: DrainQueue + ?Sized, E: Executor + ?Sized> Run<'_, Q, E> {
                 self.retries_due.remove(&leased.task.id);
             }
             let short = batch.len() < want as usize;
+            // Finishing pipeline nodes may have started their children:
+            // look again at once rather than after a wait.
+            let nodes = batch
+                .iter()
+                .any(|l| crate::pipeline::split_task_id(&l.task.id).is_some());
             self.report.processed += batch.len() as u64;
             match self.batch(batch).await {
                 Err(e) if self.outlived(&e) => continue,
                 other => other?,
+            }
+            if short && nodes {
+                continue;
             }
             let deadline = start.saturating_add(req.budget_ms);
             if short
