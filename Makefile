@@ -81,10 +81,11 @@ sim:
 	SIM_SEEDS=$(SEEDS) $(CARGO) test --release --test simulation -- --nocapture
 
 ## Figures: write commits and reads per task, tasks/s on SQLite, storage
-## after retention, the simulator's seeds, and tasks/s end to end through
-## the components.
+## after retention, the simulator's seeds, tasks/s end to end through
+## the components, and what a pipeline node costs.
 bench: build build-hosted
 	$(CARGO) bench --bench queue
 	$(CARGO) bench --bench e2e
 	$(CARGO) bench --bench dispatch
 	$(CARGO) bench --bench hosted
+	$(CARGO) bench --bench pipeline

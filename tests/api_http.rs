@@ -184,7 +184,7 @@ fn openapi_describes_exactly_the_routes_of_the_api() {
         .iter()
         .filter(|(_, p)| !p.starts_with("/worker/"))
         .collect();
-    assert_eq!(api_ops.len(), 14, "{ops:?}");
+    assert_eq!(api_ops.len(), 17, "{ops:?}");
     for (method, path) in api_ops {
         let concrete = path.replace("{id}", "t1").replace("{pipeline_id}", "p1");
         assert!(
