@@ -64,6 +64,9 @@ struct Cursor {
     open: u64,
     /// Entries before this one are deleted.
     swept: u64,
+    /// Where the next window starts (`0`: at `open`).
+    #[serde(default)]
+    scan: u64,
     /// An entry at `open` that was never written, and when that was
     /// first seen: skipped once a grace period has passed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -308,8 +311,15 @@ impl<K: KeyValue + crate::MaybeSendSync> PipelineStore for KvWorkQueue<K> {
         let before: Cursor = self.get_json(&cursor_key)?.unwrap_or_default();
         let mut cursor = before;
         let tail = self.read_counter(&self.keys.tail(Log::Pipelines))?;
-        let end = tail.min(cursor.open + WINDOW);
-        let (entry_keys, found) = self.read_entries::<String>(Log::Pipelines, cursor.open..end)?;
+        // Windows in turn from `open` to the tail, so that more running
+        // pipelines than one window holds are all looked at.
+        let from = match cursor.scan.max(cursor.open) {
+            n if n < tail => n,
+            _ => cursor.open,
+        };
+        let end = tail.min(from + WINDOW);
+        cursor.scan = if end >= tail { 0 } else { end };
+        let (entry_keys, found) = self.read_entries::<String>(Log::Pipelines, from..end)?;
         let ids: Vec<Option<&String>> = entry_keys.iter().map(|k| found.values.get(k)).collect();
         let settled_keys: Vec<String> = ids
             .iter()
@@ -319,8 +329,8 @@ impl<K: KeyValue + crate::MaybeSendSync> PipelineStore for KvWorkQueue<K> {
         let settled = self.read_many::<u64>(&settled_keys)?;
         let now = self.now();
         let mut running = Vec::new();
-        let mut leading = true;
-        for (n, id) in (before.open..end).zip(ids) {
+        let mut leading = from == cursor.open;
+        for (n, id) in (from..end).zip(ids) {
             let done = match id {
                 Some(id) => settled.values.contains_key(&self.keys.pipeline_settled(id)),
                 // Never written: its submission is in flight or died.
@@ -384,5 +394,33 @@ impl<K: KeyValue + crate::MaybeSendSync> PipelineQueue for KvWorkQueue<K> {
 
     async fn cancel_pipeline(&self, id: &str) -> Result<Cancelled> {
         pipeline::cancel(self, id).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kv::MemoryKv;
+    use crate::pipeline::NodeSpec;
+    use crate::{ManualClock, QueueConfig};
+    use serde_json::Value;
+    use std::collections::BTreeSet;
+    use std::sync::Arc;
+
+    #[tokio::test]
+    async fn reconciliation_looks_at_every_running_pipeline_in_turn() {
+        let clock = ManualClock::new(1_700_000_000_000);
+        let q = KvWorkQueue::with_config(MemoryKv::new(), QueueConfig::default(), Arc::new(clock))
+            .unwrap();
+        let ids: BTreeSet<String> = (0..40).map(|i| format!("p{i}")).collect();
+        for id in &ids {
+            let p = NewPipeline::new(vec![NodeSpec::new("a", Value::Null, &[])]).with_id(id);
+            q.submit_pipeline(p).await.unwrap();
+        }
+        let mut seen = BTreeSet::new();
+        for _ in 0..3 {
+            seen.extend(q.running_pipelines().await.unwrap());
+        }
+        assert_eq!(seen, ids, "three windows of 16 cover 40 pipelines");
     }
 }
