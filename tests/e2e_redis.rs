@@ -131,3 +131,53 @@ async fn redis_with_get_many_left_on_still_drains_everything() {
     .await;
     assert_each_once("the pipeline", &results, TASKS);
 }
+
+/// A pipeline on two hosts sharing one Redis store: submitted on one and
+/// watched from the other, which sees every node complete once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pipeline_on_two_hosts_sharing_one_redis_runs_each_node_once() {
+    use spin_work_queue::pipeline::PipelineQueue;
+    use spin_work_queue::{NewPipeline, NodeSpec, PipelineState};
+    if external().is_some() {
+        eprintln!("SKIPPED: starts its own hosts on Redis");
+        return;
+    }
+    let Some(redis) = Redis::start().await else {
+        return;
+    };
+    let options = Options {
+        redis: Some(redis.url.clone()),
+        ..Options::default()
+    }
+    .var("kv_get_many", "single");
+    let a = App::start(options.clone()).await;
+    let b = App::start(options).await;
+    let id = unique("redis-dag");
+    let echo =
+        |name: &str, deps: &[&str]| NodeSpec::new(name, json!({}), deps).with_executor("echo");
+    let mut nodes = vec![echo("root", &[])];
+    let middle: Vec<String> = (0..40).map(|i| format!("m{i}")).collect();
+    nodes.extend(middle.iter().map(|m| echo(m, &["root"])));
+    let deps: Vec<&str> = middle.iter().map(String::as_str).collect();
+    nodes.push(echo("sink", &deps));
+    a.client()
+        .submit_pipeline(NewPipeline::new(nodes).with_id(&id))
+        .await
+        .unwrap();
+    let qb = b.client();
+    let v = eventually(
+        "the pipeline on two hosts",
+        Duration::from_secs(120),
+        || async {
+            qb.pipeline(&id)
+                .await
+                .ok()
+                .flatten()
+                .filter(|v| v.state != PipelineState::Running)
+        },
+    )
+    .await;
+    assert_eq!(v.state, PipelineState::Completed, "{:?}", v.counts);
+    let results = qb.collect_results(&id).await.unwrap();
+    assert_eq!(results.len(), 42, "each node completed once");
+}
