@@ -2,7 +2,7 @@
 //! period.
 
 /// The time bounds of the store engine, all fractions of one unit, the
-/// grace period `G` ([`QueueConfig::grace_ms`]). Two are **assumed** —
+/// grace period `G` ([`QueueConfig::grace_ms`](crate::QueueConfig::grace_ms)). Two are **assumed** —
 /// nothing inside a request can check them — and the others are
 /// **enforced** by the engine and chosen so that the assumptions suffice:
 ///

@@ -4,7 +4,7 @@
 //!
 //! The rules are written once, here, against two traits:
 //! [`PipelineQueue`] is what callers use (`submit`, `pipeline`, `cancel`)
-//! and [`PipelineStore`] the few primitives each implementation provides
+//! and `PipelineStore` the few primitives each implementation provides
 //! (store a pipeline once, create a node's task exactly once, list the
 //! pipelines still running). Everything else — validation, scheduling,
 //! the failure policy, the view — is shared, so [`LocalWorkQueue`],
@@ -19,7 +19,7 @@
 //!    all done. Two parents finishing at once each read the other's state
 //!    after writing their own, so at least one of them sees both done.
 //! 2. Creating a node's task goes through the store's
-//!    [`PipelineStore::create_nodes`], which lets one creator win per node
+//!    `PipelineStore::create_nodes`, which lets one creator win per node
 //!    (an `increment` lock on the key-value engine, the state lock in
 //!    process) and writes the task within that creator's deadline.
 //! 3. A request that dies between 1 and 2 leaves a node whose parents are
