@@ -172,10 +172,12 @@ impl LeasedQueue for LocalWorkQueue {
             let report = state.maintain(&env);
             (report, state.dequeue(req, &env)?)
         };
-        if report.dead_lettered > 0 {
-            // Leases that expired on their last attempt: under `continue`
-            // their children start.
+        // Leases that expired on their last attempt start their children
+        // under `continue`; settled pipelines are found and, after the
+        // retention period, forgotten.
+        if report.dead_lettered > 0 || self.reconcile_due(env.now) {
             let _ = pipeline::reconcile(self).await;
+            self.pipelines().sweep(env.now, self.config.retention_ms);
         }
         pipeline::after_dequeue(self, leased).await
     }

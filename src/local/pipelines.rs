@@ -16,6 +16,8 @@ use std::collections::{BTreeMap, BTreeSet};
 #[derive(Debug, Default)]
 pub(crate) struct Pipelines {
     by_id: BTreeMap<String, Entry>,
+    /// When dequeues last reconciled.
+    reconciled_at: u64,
 }
 
 #[derive(Debug)]
@@ -40,6 +42,18 @@ impl Pipelines {
 }
 
 impl LocalWorkQueue {
+    /// True (and noted) when a grace period passed since dequeues last
+    /// reconciled: they reconcile that often, so that settled pipelines
+    /// are found and forgotten after the retention period.
+    pub(super) fn reconcile_due(&self, now: u64) -> bool {
+        let mut p = self.pipelines();
+        if p.by_id.is_empty() || now < p.reconciled_at + self.timing.grace_ms {
+            return false;
+        }
+        p.reconciled_at = now;
+        true
+    }
+
     pub(super) fn pipelines(&self) -> std::sync::MutexGuard<'_, Pipelines> {
         self.pipelines.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -28,6 +28,7 @@ macro_rules! pipeline_suite {
             submission::invalid_pipelines_are_refused_naming_the_node,
             submission::submission_is_idempotent_by_id,
             submission::unknown_pipelines_are_not_found,
+            submission::a_settled_pipeline_is_forgotten_after_retention,
             scheduling::a_layered_dag_acked_in_batches_runs_in_dependency_order,
             scheduling::parents_acked_together_start_their_child_once,
             scheduling::a_node_retried_shows_failed_then_completes,

@@ -257,3 +257,25 @@ where
         r => panic!("expected unknown pipeline, got {r:?}"),
     }
 }
+
+/// A pipeline that settled is forgotten with its tasks once the retention
+/// period has passed; its id can then be submitted anew.
+pub async fn a_settled_pipeline_is_forgotten_after_retention<F: Fixture>(fx: &F)
+where
+    F::Queue: PipelineQueue,
+{
+    let p = pipeline("retention", vec![node("only", &[])]);
+    let mut run = Run::submit(fx, p.clone()).await;
+    run.drive(&[]).await;
+    assert_pipeline(&run.view().await, PipelineState::Completed);
+    run.q().rescue().await.unwrap(); // finds it settled
+    fx.advance(spin_work_queue::QueueConfig::default().retention_ms + 60_000);
+    run.q().rescue().await.unwrap();
+    run.q().rescue().await.unwrap();
+    assert!(
+        run.q().pipeline(&run.id).await.unwrap().is_none(),
+        "the pipeline is gone after the retention period"
+    );
+    let again = run.q().submit_pipeline(p).await.unwrap();
+    assert!(!again.duplicate, "its id is free again");
+}
