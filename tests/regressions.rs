@@ -413,3 +413,67 @@ fn a_leased_task_set_aside_under_its_timer_leaves_nothing_in_progress() {
     let stats = block_on(h.q.stats()).unwrap();
     assert_eq!((stats.in_progress, stats.set_aside), (0, 1), "{stats:?}");
 }
+
+/// A store on which every node lock's `increment` takes a second.
+struct SlowNodeLocks {
+    inner: Store,
+    clock: ManualClock,
+}
+
+impl KeyValue for SlowNodeLocks {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, kv::KvError> {
+        self.inner.get(key)
+    }
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), kv::KvError> {
+        self.inner.set(key, value)
+    }
+    fn delete(&self, key: &str) -> Result<(), kv::KvError> {
+        self.inner.delete(key)
+    }
+    fn get_many(&self, keys: &[String]) -> Result<Vec<(String, Vec<u8>)>, kv::KvError> {
+        self.inner.get_many(keys)
+    }
+    fn set_many(&self, pairs: &[(String, Vec<u8>)]) -> Result<(), kv::KvError> {
+        self.inner.set_many(pairs)
+    }
+    fn delete_many(&self, keys: &[String]) -> Result<(), kv::KvError> {
+        self.inner.delete_many(keys)
+    }
+    fn increment(&self, key: &str, delta: i64) -> Result<i64, kv::KvError> {
+        if key.starts_with("wq/p/") && key.contains("/n/") {
+            self.clock.advance(1_000);
+        }
+        self.inner.increment(key, delta)
+    }
+}
+
+/// Found by the pipeline simulation: the children of a finished node were
+/// created in one commit under the deadline of the first child's lock, so
+/// with locks slow to take (a busy store) the commit came too late, the
+/// locks were given up, and every retry failed the same way. Batches are
+/// now written once half of their first lock's deadline has gone.
+#[test]
+fn children_whose_locks_are_slow_to_take_are_all_created() {
+    use spin_work_queue::pipeline::PipelineQueue;
+    let (store, clock) = world();
+    let kv = SlowNodeLocks {
+        inner: store,
+        clock: clock.clone(),
+    };
+    let q = KvWorkQueue::with_config(kv, config(), Arc::new(clock.clone())).unwrap();
+    let children: Vec<NodeSpec> = (0..12)
+        .map(|i| NodeSpec::new(format!("c{i}"), json!(i), &["root"]))
+        .collect();
+    let mut nodes = vec![NodeSpec::new("root", json!(0), &[])];
+    nodes.extend(children);
+    block_on(q.submit_pipeline(NewPipeline::new(nodes).with_id("slow-locks"))).unwrap();
+    let root = block_on(q.dequeue(&DequeueRequest::new("w", 10))).unwrap();
+    assert_eq!(root.len(), 1);
+    assert!(
+        12_000 > timing().deadline_ms,
+        "the twelve locks take longer than a deadline"
+    );
+    block_on(q.ack(&root[0].task.id, &root[0].lease.id, json!("ok"))).unwrap();
+    let got = block_on(q.dequeue(&DequeueRequest::new("w", 100))).unwrap();
+    assert_eq!(got.len(), 12, "every child was created at once");
+}

@@ -183,12 +183,12 @@ pub(crate) async fn after_dequeue<S: PipelineStore + ?Sized>(
     let mut out = Vec::with_capacity(leased.len());
     for l in leased.iter() {
         if cancelled.get(l.task.pipeline_id.as_str()) == Some(&true) {
-            let dropped = s
+            // Not handed out even when this fails: its lease expires, it
+            // is rescued, and the next dequeue that meets it tries again.
+            let _ = s
                 .fail_leased(&l.task.id, &l.lease.id, CANCELLED_ERROR, false)
                 .await;
-            if dropped.is_ok() {
-                continue;
-            }
+            continue;
         }
         out.push(l.clone());
     }
