@@ -4,8 +4,10 @@
 //! the same request, like a process that died — for every k, the failing
 //! operation applied or not. Then a new process rescues and works until
 //! every pipeline settles. Checked: no node is delivered before its
-//! parents are done; no node's task is created twice; every node ends
-//! `Completed`, `DeadLetter`, `Skipped` or `Cancelled`, as the script says.
+//! parents are done; no node's task is created twice; nothing of a
+//! pipeline whose cancel was answered is handed out (not even when
+//! dead-lettering it fails); every node ends `Completed`, `DeadLetter`,
+//! `Skipped` or `Cancelled`, as the script says.
 
 mod support;
 
@@ -65,12 +67,12 @@ fn script() -> Vec<Step> {
         Submit(failing),
         Dequeue(2),
         AckBatch,
-        Submit(cancelled),
         Dequeue(3),
         Work,
         Work,
         Submit(diamond),
         Dequeue(4),
+        Submit(cancelled),
         Cancel("cancelled"),
         AckBatch,
         Dequeue(4),
@@ -89,13 +91,21 @@ struct World {
     /// `created_at` of each node task when first delivered.
     created: BTreeMap<String, u64>,
     submitted: Vec<NewPipeline>,
+    /// Pipelines whose cancel was answered.
+    cancelled: Vec<String>,
 }
 
 impl World {
-    /// Deliver: check the parents and the creation time.
+    /// Deliver: check the parents, the creation time, and that nothing of
+    /// a pipeline whose cancel was answered is handed out.
     async fn delivered(&mut self, got: Vec<LeasedTask>) -> Result<()> {
         for l in &got {
             let pid = &l.task.pipeline_id;
+            assert!(
+                !self.cancelled.contains(pid),
+                "{pid}/{} handed out after its pipeline was cancelled",
+                l.task.node_name
+            );
             let spec = [diamond(), failing(), cancelled()]
                 .into_iter()
                 .find(|p| p.id.as_deref() == Some(pid))
@@ -176,7 +186,10 @@ impl World {
                 }
             }
             Step::Cancel(id) => {
-                self.q.cancel_pipeline(id).await?;
+                let c = self.q.cancel_pipeline(id).await?;
+                if c.state == PipelineState::Cancelled {
+                    self.cancelled.push(id.to_string());
+                }
             }
             Step::Advance(ms) => self.clock.advance(ms),
             Step::Rescue => {
@@ -238,6 +251,7 @@ async fn run(k: Option<u64>, mode: FaultMode) -> bool {
         leases: Vec::new(),
         created: BTreeMap::new(),
         submitted: Vec::new(),
+        cancelled: Vec::new(),
     };
     if let Some(k) = k {
         w.q.kv().arm(k, mode);
