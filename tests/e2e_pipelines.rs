@@ -6,13 +6,10 @@
 
 mod e2e_support;
 
-use e2e_support::{eventually, external, unique, App, Options};
+use e2e_support::{echo_node as echo, external, pipeline_finished, unique, App, Options};
 use serde_json::{json, Value};
-use spin_work_queue::client::HttpWorkQueue;
 use spin_work_queue::pipeline::PipelineQueue;
-use spin_work_queue::{
-    NewPipeline, NodeSpec, NodeState, PipelineState, PipelineView, WorkQueuePort,
-};
+use spin_work_queue::{NewPipeline, NodeState, PipelineState, WorkQueuePort};
 use std::time::{Duration, Instant};
 
 async fn app() -> App {
@@ -20,23 +17,6 @@ async fn app() -> App {
         Some(url) => App::external(url),
         None => App::start(Options::default()).await,
     }
-}
-
-/// A node run by the echo executor (its output is its input).
-fn echo(name: &str, input: Value, deps: &[&str]) -> NodeSpec {
-    NodeSpec::new(name, input, deps).with_executor("echo")
-}
-
-/// Wait until the pipeline stops running; returns its view.
-async fn finished(q: &HttpWorkQueue, id: &str, limit: Duration) -> PipelineView {
-    eventually(&format!("pipeline {id} to finish"), limit, || async {
-        q.pipeline(id)
-            .await
-            .ok()
-            .flatten()
-            .filter(|v| v.state != PipelineState::Running)
-    })
-    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -54,7 +34,7 @@ async fn a_diamond_runs_on_the_served_components_with_no_driver() {
     let submitted = q.submit_pipeline(p.clone()).await.unwrap();
     assert!(!submitted.duplicate);
     assert!(q.submit_pipeline(p).await.unwrap().duplicate);
-    let v = finished(&q, &id, Duration::from_secs(60)).await;
+    let v = pipeline_finished(&q, &id, Duration::from_secs(60), false).await;
     assert_eq!(v.state, PipelineState::Completed, "{v:#?}");
     assert_eq!(v.count(NodeState::Completed), 4);
     let results = q.collect_results(&id).await.unwrap();
@@ -81,7 +61,7 @@ async fn a_fan_out_and_fan_in_of_200_nodes_completes_each_node_once() {
     q.submit_pipeline(NewPipeline::new(nodes).with_id(&id))
         .await
         .unwrap();
-    let v = finished(&q, &id, Duration::from_secs(180)).await;
+    let v = pipeline_finished(&q, &id, Duration::from_secs(180), false).await;
     let took = started.elapsed();
     assert_eq!(v.state, PipelineState::Completed, "{:?}", v.counts);
     assert_eq!(v.nodes.len(), 200);
@@ -111,7 +91,7 @@ async fn a_failing_branch_skips_its_descendants_and_the_rest_completes() {
     q.submit_pipeline(p).await.unwrap();
     // The retry of `bad` waits for its backoff; maintenance runs in the
     // worker's drain.
-    let v = finished(&q, &id, Duration::from_secs(120)).await;
+    let v = pipeline_finished(&q, &id, Duration::from_secs(120), false).await;
     assert_eq!(v.state, PipelineState::Failed, "{v:#?}");
     assert_eq!(v.node("bad").unwrap().state, NodeState::DeadLetter);
     assert!(v
@@ -176,7 +156,7 @@ async fn pipeline_requests_are_checked_over_http() {
     }
     assert_eq!(get.send().await.unwrap().status(), 404);
     let q = app.client();
-    let v = finished(&q, &id, Duration::from_secs(60)).await;
+    let v = pipeline_finished(&q, &id, Duration::from_secs(60), false).await;
     assert_eq!(v.state, PipelineState::Completed);
     let r = post(&format!("/v1/pipelines/{id}/cancel"), json!({}))
         .await

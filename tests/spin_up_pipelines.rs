@@ -9,21 +9,13 @@
 mod e2e_support;
 mod spin_support;
 
-use e2e_support::{eventually, unique};
+use e2e_support::{echo_node as echo, eventually, pipeline_finished as settled, unique};
 use serde_json::{json, Value};
 use spin_support::{spin_binary, Setup, SpinUp};
-use spin_work_queue::client::HttpWorkQueue;
 use spin_work_queue::pipeline::PipelineQueue;
-use spin_work_queue::{
-    LeasedQueue, NewPipeline, NodeSpec, NodeState, PipelineState, PipelineView, QueueError,
-    WorkQueuePort,
-};
+use spin_work_queue::{NewPipeline, NodeState, PipelineState, QueueError, WorkQueuePort};
 use std::collections::BTreeSet;
 use std::time::Duration;
-
-fn echo(name: &str, input: Value, deps: &[&str]) -> NodeSpec {
-    NodeSpec::new(name, input, deps).with_executor("echo")
-}
 
 /// A diamond with a tail: a → {b, c} → d → e.
 fn small(id: &str) -> NewPipeline {
@@ -35,20 +27,6 @@ fn small(id: &str) -> NewPipeline {
         echo("e", Value::Null, &["d"]),
     ])
     .with_id(id)
-}
-
-async fn settled(q: &HttpWorkQueue, id: &str, limit: Duration, rescue: bool) -> PipelineView {
-    eventually(&format!("pipeline {id}"), limit, || async {
-        if rescue {
-            q.rescue().await.ok();
-        }
-        q.pipeline(id)
-            .await
-            .ok()
-            .flatten()
-            .filter(|v| v.state != PipelineState::Running)
-    })
-    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -26,9 +26,10 @@ struct Named {
     key: String,
 }
 
-pub(crate) fn run<K: KeyValue>(q: &KvWorkQueue<K>, tasks: Vec<NewTask>) -> Result<Vec<Enqueued>> {
-    validate_batch(&tasks)?;
-    let named: Vec<Named> = tasks
+/// Each task with its id (generated when absent) and idempotency key
+/// (the id when absent).
+fn name<K: KeyValue>(q: &KvWorkQueue<K>, tasks: Vec<NewTask>) -> Vec<Named> {
+    tasks
         .into_iter()
         .enumerate()
         .map(|(index, task)| {
@@ -41,7 +42,12 @@ pub(crate) fn run<K: KeyValue>(q: &KvWorkQueue<K>, tasks: Vec<NewTask>) -> Resul
                 key,
             }
         })
-        .collect();
+        .collect()
+}
+
+pub(crate) fn run<K: KeyValue>(q: &KvWorkQueue<K>, tasks: Vec<NewTask>) -> Result<Vec<Enqueued>> {
+    validate_batch(&tasks)?;
+    let named = name(q, tasks);
 
     // Drop duplicates: of stored tasks first, then of tasks earlier in
     // the batch (by key, and by id).
@@ -156,21 +162,7 @@ pub(crate) fn insert<K: KeyValue>(
     extra: Writes,
     deadline: Deadline,
 ) -> Result<()> {
-    let fresh: Vec<Named> = tasks
-        .into_iter()
-        .enumerate()
-        .map(|(index, task)| {
-            let id = task.id.clone().unwrap_or_else(|| q.ids.next_id());
-            let key = task.idempotency_key.clone().unwrap_or_else(|| id.clone());
-            Named {
-                index,
-                task,
-                id,
-                key,
-            }
-        })
-        .collect();
-    write(q, &fresh, extra, deadline)
+    write(q, &name(q, tasks), extra, deadline)
 }
 
 /// Write every record, entry and mapping: due tasks through the ring,

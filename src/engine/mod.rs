@@ -146,13 +146,7 @@ impl<K: KeyValue + crate::MaybeSendSync> LeasedQueue for KvWorkQueue<K> {
     async fn ack_batch(&self, acks: Vec<Ack>) -> Result<Vec<Result<TaskStatus>>> {
         let ids: Vec<String> = acks.iter().map(|a| a.id.clone()).collect();
         let out = ack::run(self, acks)?;
-        let done: Vec<String> = ids
-            .into_iter()
-            .zip(&out)
-            .filter(|(_, r)| r.is_ok())
-            .map(|(id, _)| id)
-            .collect();
-        pipeline::completed(self, &done).await?;
+        pipeline::batch_acked(self, ids, &out).await?;
         Ok(out)
     }
 

@@ -201,13 +201,7 @@ impl LeasedQueue for LocalWorkQueue {
                 })
                 .unzip()
         };
-        let done: Vec<String> = ids
-            .into_iter()
-            .zip(&out)
-            .filter(|(_, r)| r.is_ok())
-            .map(|(id, _)| id)
-            .collect();
-        pipeline::completed(self, &done).await?;
+        pipeline::batch_acked(self, ids, &out).await?;
         Ok(out)
     }
 

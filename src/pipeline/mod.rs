@@ -38,7 +38,8 @@ pub use spec::{Graph, NewPipeline, NodeSpec, OnFailure, PipelineSpec, MAX_PIPELI
 pub use view::{NodeState, NodeView, PipelineState, PipelineView, CANCELLED_ERROR};
 
 pub(crate) use ops::{
-    after_dead_letter, after_dequeue, after_redrive, cancel, completed, reconcile, submit, view,
+    after_dead_letter, after_dequeue, after_redrive, batch_acked, cancel, completed, reconcile,
+    submit, view,
 };
 
 use crate::error::Result;

@@ -137,6 +137,22 @@ pub(crate) async fn completed<S: PipelineStore + ?Sized>(s: &S, ids: &[String]) 
     Ok(())
 }
 
+/// After a batch ack of `ids` answered `out` (one result per id): what
+/// [`completed`] does for the acks that succeeded.
+pub(crate) async fn batch_acked<S: PipelineStore + ?Sized>(
+    s: &S,
+    ids: Vec<String>,
+    out: &[Result<TaskStatus>],
+) -> Result<()> {
+    let done: Vec<String> = ids
+        .into_iter()
+        .zip(out)
+        .filter(|(_, r)| r.is_ok())
+        .map(|(id, _)| id)
+        .collect();
+    completed(s, &done).await
+}
+
 /// After tasks dead-lettered: under [`OnFailure::Continue`] their
 /// children start (the policy is the pipeline's, checked in
 /// [`start_ready`]).

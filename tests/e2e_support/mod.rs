@@ -458,3 +458,31 @@ pub fn serve_page() -> u16 {
     });
     port
 }
+
+/// A pipeline node run by the echo executor (its output is its input).
+pub fn echo_node(name: &str, input: serde_json::Value, deps: &[&str]) -> spin_work_queue::NodeSpec {
+    spin_work_queue::NodeSpec::new(name, input, deps).with_executor("echo")
+}
+
+/// Wait until pipeline `id` stops running (calling
+/// `POST /v1/maintenance/rescue` at each look when `rescue`); its view.
+pub async fn pipeline_finished(
+    q: &HttpWorkQueue,
+    id: &str,
+    limit: Duration,
+    rescue: bool,
+) -> spin_work_queue::PipelineView {
+    use spin_work_queue::pipeline::PipelineQueue;
+    use spin_work_queue::LeasedQueue;
+    eventually(&format!("pipeline {id} to finish"), limit, || async {
+        if rescue {
+            q.rescue().await.ok();
+        }
+        q.pipeline(id)
+            .await
+            .ok()
+            .flatten()
+            .filter(|v| v.state != spin_work_queue::PipelineState::Running)
+    })
+    .await
+}
