@@ -24,7 +24,12 @@ async fn two_hosts_sharing_one_redis_drain_one_queue_exactly_once() {
         ..Options::default()
     }
     .var("kv_get_many", "single")
-    .var("worker_url", "");
+    .var("worker_url", "")
+    // A place at the gate for each of the four drainers below: a drain that
+    // hits `max_tasks` hands its place to its own follow-up, so at the
+    // default of two the two drainers admitted first (the warm host's)
+    // would do all the work and the others would only be told `busy`.
+    .var("max_drains", "4");
     let a = App::start(options.clone()).await;
     let b = App::start(options).await;
     const TASKS: usize = 300;
