@@ -14,9 +14,8 @@
 
 use super::oracle::block_on;
 use super::rng::Rng;
-use super::sched::{Chaos, Decision, Sched};
+use super::sched::{skews, Chaos, Decision, Sched};
 use super::store::{Shared, SimClock, SimKv, StoreKind};
-use super::trace::Trace;
 use async_trait::async_trait;
 use spin_work_queue::http::{Request, Response};
 use spin_work_queue::worker::{
@@ -294,22 +293,16 @@ pub fn run(seed: u64, store: StoreKind) -> DispatchOutcome {
     .expect("valid config");
     let timing = config.timing();
     let mut rng = Rng::new(seed ^ 0xd15a);
-    let half = timing.clock_skew_ms / 2;
     let hosts = PRODUCERS + WORKERS;
-    let skews: Vec<i64> = (0..hosts)
-        .map(|_| rng.range(0, 2 * half) as i64 - half as i64)
-        .collect();
+    let skews = skews(&mut rng, hosts, timing.clock_skew_ms);
     let chaos = Chaos {
         stall: 0.05,
         ..Chaos::calm(timing.store_call_ms)
     };
-    let shared = Arc::new(Shared {
-        sched: Sched::new(START_MS, &skews, rng.next(), chaos),
-        store: store.open(),
-        key_cap: Default::default(),
-        trace: Mutex::new(Trace::default()),
-        touched: Mutex::default(),
-    });
+    let shared = Shared::new(
+        Sched::new(START_MS, &skews, rng.next(), chaos),
+        store.open(),
+    );
     let board = Arc::new(Mutex::new(Board {
         producers_left: PRODUCERS,
         ..Board::default()

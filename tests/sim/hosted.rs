@@ -13,9 +13,8 @@
 
 use super::oracle::block_on;
 use super::rng::Rng;
-use super::sched::{Chaos, Decision, Sched};
+use super::sched::{skews, Chaos, Decision, Sched};
 use super::store::{Shared, SimClock, SimKv, StoreKind};
-use super::trace::Trace;
 use spin_work_queue::{
     DequeueRequest, HostedConfig, HostedWorkQueue, LeasedQueue, ManualClock, NewTask, QueueConfig,
     QueueError, TaskStatus,
@@ -293,24 +292,18 @@ pub fn run(seed: u64, store: StoreKind, max_keys: Option<u64>) -> HostedOutcome 
     };
     let timing = config.queue.timing();
     let mut rng = Rng::new(seed ^ 0x4057);
-    let half = timing.clock_skew_ms / 2;
     let hosts = PRODUCERS + WORKERS + 1;
-    let skews: Vec<i64> = (0..hosts)
-        .map(|_| rng.range(0, 2 * half) as i64 - half as i64)
-        .collect();
+    let skews = skews(&mut rng, hosts, timing.clock_skew_ms);
     let chaos = Chaos {
         fault: 0.02,
         crash: 0.01,
         stall: 0.05,
         ..Chaos::calm(timing.store_call_ms)
     };
-    let shared = Arc::new(Shared {
-        sched: Sched::new(START_MS, &skews, rng.next(), chaos),
-        store: store.open(),
-        key_cap: Default::default(),
-        trace: Mutex::new(Trace::default()),
-        touched: Mutex::default(),
-    });
+    let shared = Shared::new(
+        Sched::new(START_MS, &skews, rng.next(), chaos),
+        store.open(),
+    );
     if let Some(cap) = max_keys {
         shared
             .key_cap

@@ -15,9 +15,8 @@
 
 use super::oracle::block_on;
 use super::rng::Rng;
-use super::sched::{Chaos, Decision, Sched};
+use super::sched::{skews, Chaos, Decision, Sched};
 use super::store::{Inspect, Shared, SimClock, SimKv, StoreKind};
-use super::trace::Trace;
 use serde_json::json;
 use spin_work_queue::kv::KeyValue;
 use spin_work_queue::pipeline::PipelineQueue;
@@ -506,11 +505,8 @@ fn check_end(shared: &Shared, board: &mut Board) {
 pub fn run(seed: u64, store: StoreKind) -> PipelineOutcome {
     let timing = config().timing();
     let mut rng = Rng::new(seed ^ 0x9a9e);
-    let half = timing.clock_skew_ms / 2;
     let hosts = 1 + WORKERS;
-    let skews: Vec<i64> = (0..hosts)
-        .map(|_| rng.range(0, 2 * half) as i64 - half as i64)
-        .collect();
+    let skews = skews(&mut rng, hosts, timing.clock_skew_ms);
     let chaos = Chaos {
         fault: 0.02,
         crash: 0.02,
@@ -518,13 +514,10 @@ pub fn run(seed: u64, store: StoreKind) -> PipelineOutcome {
         stall: 0.05,
         store_call_ms: timing.store_call_ms,
     };
-    let shared = Arc::new(Shared {
-        sched: Sched::new(START_MS, &skews, rng.next(), chaos),
-        store: store.open(),
-        key_cap: Default::default(),
-        trace: Mutex::new(Trace::default()),
-        touched: Mutex::default(),
-    });
+    let shared = Shared::new(
+        Sched::new(START_MS, &skews, rng.next(), chaos),
+        store.open(),
+    );
     let board = Arc::new(Mutex::new(Board {
         submitting: true,
         ..Board::default()

@@ -119,6 +119,15 @@ pub enum Decision {
     AllDone,
 }
 
+/// A clock offset for each of `hosts` hosts, uniform within
+/// `±clock_skew_ms / 2`.
+pub fn skews(rng: &mut Rng, hosts: usize, clock_skew_ms: u64) -> Vec<i64> {
+    let half = clock_skew_ms / 2;
+    (0..hosts)
+        .map(|_| rng.range(0, 2 * half) as i64 - half as i64)
+        .collect()
+}
+
 impl Sched {
     /// A scheduler for hosts with these skews, at time `start`.
     pub fn new(start: u64, skews: &[i64], seed: u64, chaos: Chaos) -> Self {

@@ -91,6 +91,17 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// `store` under `sched`, with no key cap and nothing traced yet.
+    pub fn new(sched: Sched, store: Arc<dyn Inspect>) -> Arc<Self> {
+        Arc::new(Self {
+            sched,
+            store,
+            key_cap: Default::default(),
+            trace: Mutex::new(Trace::default()),
+            touched: Mutex::default(),
+        })
+    }
+
     fn note_written(&self, keys: &[&str]) {
         let mut touched = self.touched.lock().unwrap();
         for k in keys {

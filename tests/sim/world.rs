@@ -4,9 +4,8 @@
 use super::hosts::{Common, Counted, Host, Role};
 use super::oracle::{block_on, Oracle};
 use super::rng::Rng;
-use super::sched::{Chaos, Decision, Sched};
+use super::sched::{skews, Chaos, Decision, Sched};
 use super::store::{Shared, StoreKind};
-use super::trace::Trace;
 use serde_json::json;
 use spin_work_queue::{
     Ack, Clock, DequeueRequest, KvWorkQueue, LeasedQueue, ManualClock, NewTask, QueueConfig,
@@ -94,21 +93,15 @@ pub fn run(seed: u64, opts: Options) -> Outcome {
     let config = config().validated().expect("valid config");
     let timing = config.timing();
     let mut rng = Rng::new(seed ^ 0x5eed);
-    let half = timing.clock_skew_ms as i64 / 2;
-    let skews: Vec<i64> = (0..opts.hosts)
-        .map(|_| rng.range(0, 2 * half as u64) as i64 - half)
-        .collect();
+    let skews = skews(&mut rng, opts.hosts, timing.clock_skew_ms);
     let chaos = Chaos {
         store_call_ms: timing.store_call_ms,
         ..opts.chaos
     };
-    let shared = Arc::new(Shared {
-        sched: Sched::new(START_MS, &skews, rng.next(), chaos),
-        store: opts.store.open(),
-        key_cap: Default::default(),
-        trace: Mutex::new(Trace::default()),
-        touched: Mutex::default(),
-    });
+    let shared = Shared::new(
+        Sched::new(START_MS, &skews, rng.next(), chaos),
+        opts.store.open(),
+    );
     let checker = KvWorkQueue::with_config(
         shared.store.clone(),
         config.clone(),
